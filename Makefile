@@ -1,0 +1,54 @@
+# The commands of the README. `make test` runs everything; `make demo` runs the main job.
+# Each target installs what it needs: Python packages into .venv, Debian packages with apt.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTHON ?= python3
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+# Debian programs the data-plane tests run for real (and the local clusters need).
+DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr
+
+.PHONY: venv system-packages lint unit render dataplane build-check test clean
+
+venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
+
+$(VENV)/.installed: requirements-dev.txt requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements.txt
+	touch $@
+
+# The checkout is the collection: link it where Ansible looks for kubeferry.state_transfer.
+.collections/ansible_collections/kubeferry/state_transfer:
+	mkdir -p .collections/ansible_collections/kubeferry
+	ln -sfn ../../.. $@
+
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check plugins tests
+	$(BIN)/ruff format --check plugins tests
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+render: venv
+	$(BIN)/pytest tests/render
+
+dataplane: venv system-packages
+	$(BIN)/pytest tests/dataplane
+
+build-check: venv
+	tests/build_check.sh
+
+test: lint unit render dataplane build-check
+
+clean:
+	rm -rf $(VENV) .collections .pytest_cache .ruff_cache kubeferry-state_transfer-*.tar.gz

@@ -1,0 +1,147 @@
+# Copyright: kubeferry developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of a state transfer: run id, object names, labels and PVC pairs of both sides.
+
+The plan is a pure function of the inputs, so the same inputs always name the same objects
+(a re-run finds and replaces its own objects) and the whole run can be rendered offline.
+Its `server` and `clients[]` entries are the `state_transfer_run` dicts that the part roles
+take (docs/contract.md).
+"""
+
+import json
+
+from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.names import (
+    is_dns1123_label,
+    k8s_name,
+    label_value,
+    short_hash,
+)
+
+MANAGED_BY = "kubeferry.state_transfer"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_RUN = "kubeferry.io/run"
+LABEL_SIDE = "kubeferry.io/side"
+LABEL_PVC = "kubeferry.io/pvc"
+NAME_PREFIX = "kubeferry"
+# Keys are rsync module names and parts of client Pod names; 30 characters leave room for
+# "kubeferry-<run id>-" in front while staying within 63.
+KEY_MAX = 30
+SOURCE_MOUNT_ROOT = "/mnt/source"
+DESTINATION_MOUNT = "/mnt/destination"
+
+
+def _connection_identity(side):
+    """The parts of a side's connection that tell clusters apart (never credentials)."""
+    kubeconfig = side.get("kubeconfig")
+    return {
+        "namespace": side.get("namespace"),
+        "context": side.get("context"),
+        "host": side.get("host"),
+        "kubeconfig": kubeconfig if isinstance(kubeconfig, str) else None,
+    }
+
+
+def derive_run_id(source, destination, pvcs):
+    """A run id that stays the same for the same transfer, so re-runs are idempotent."""
+    identity = {
+        "source": _connection_identity(source),
+        "destination": _connection_identity(destination),
+        "pvcs": [[pair["source"], pair["destination"]] for pair in pvcs],
+    }
+    return short_hash(json.dumps(identity, sort_keys=True))
+
+
+def normalise_pairs(pvcs):
+    """PVC pairs as dicts with source and destination (destination defaults to source)."""
+    pairs = []
+    for entry in pvcs:
+        if isinstance(entry, str):
+            entry = {"source": entry}
+        pair = dict(entry)
+        pair["destination"] = pair.get("destination") or pair["source"]
+        pairs.append(pair)
+    return pairs
+
+
+def _keys(pairs):
+    keys, seen = [], set()
+    for pair in pairs:
+        key = pair["source"]
+        if not is_dns1123_label(key) or len(key) > KEY_MAX:
+            key = k8s_name([key], max_length=KEY_MAX)
+        if key in seen:
+            key = k8s_name([key, pair["destination"]], max_length=KEY_MAX)
+        seen.add(key)
+        keys.append(key)
+    return keys
+
+
+def build_plan(source, destination, pvcs, run_id="", mode="preserve", run_as_user=None):
+    pairs = normalise_pairs(pvcs)
+    run_id = run_id or derive_run_id(source, destination, pairs)
+    name = "{0}-{1}".format(NAME_PREFIX, run_id)
+    common_labels = {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_NAME: NAME_PREFIX,
+        LABEL_RUN: label_value(run_id),
+    }
+
+    def side_run(side, namespace, pod_name, side_pvcs, extra_labels=None):
+        labels = dict(common_labels, **{LABEL_SIDE: side})
+        labels.update(extra_labels or {})
+        return {
+            "id": run_id,
+            "name": name,
+            "namespace": namespace,
+            "side": side,
+            "mode": mode,
+            "run_as_user": run_as_user,
+            "labels": labels,
+            "pod_name": pod_name,
+            "pvcs": side_pvcs,
+        }
+
+    planned = []
+    for index, (pair, key) in enumerate(zip(pairs, _keys(pairs))):
+        planned.append(
+            dict(
+                pair,
+                key=key,
+                label=label_value(pair["destination"]),
+                index=index,
+            )
+        )
+
+    server_pvcs = [
+        dict(
+            pair,
+            volume="source-{0}".format(pair["index"]),
+            mount_path="{0}/{1}".format(SOURCE_MOUNT_ROOT, pair["key"]),
+        )
+        for pair in planned
+    ]
+    server = side_run("server", source["namespace"], "{0}-server".format(name), server_pvcs)
+
+    clients = []
+    for pair in planned:
+        client_pvc = dict(pair, volume="destination", mount_path=DESTINATION_MOUNT)
+        clients.append(
+            side_run(
+                "client",
+                destination["namespace"],
+                k8s_name([name, pair["key"]]),
+                [client_pvc],
+                {LABEL_PVC: pair["label"]},
+            )
+        )
+
+    return {
+        "id": run_id,
+        "name": name,
+        "selector": "{0}={1}".format(LABEL_RUN, common_labels[LABEL_RUN]),
+        "labels": common_labels,
+        "pairs": planned,
+        "server": server,
+        "clients": clients,
+    }

@@ -1,0 +1,44 @@
+# Copyright: kubeferry developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The summary a user reads at the end of a run."""
+
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(value):
+    value = float(value or 0)
+    for unit in UNITS:
+        if value < 1024 or unit == UNITS[-1]:
+            return (
+                "{0:.0f} {1}".format(value, unit)
+                if unit == "B"
+                else "{0:.1f} {1}".format(value, unit)
+            )
+        value /= 1024.0
+    return ""  # pragma: no cover
+
+
+def summary_table(summary):
+    """A plain-text table, one row per PVC pair, for the play's output."""
+    header = ("PVC", "STATE", "BYTES", "FILES", "SECONDS", "RATE", "EXIT")
+    rows = [header]
+    for entry in summary or []:
+        rows.append(
+            (
+                str(entry.get("pvc", "")),
+                str(entry.get("state", "")),
+                human_bytes(entry.get("bytes")),
+                str(entry.get("files") if entry.get("files") is not None else "-"),
+                "{0:.1f}".format(float(entry.get("duration_seconds") or 0)),
+                human_bytes(entry.get("rate_bytes_per_second")) + "/s",
+                str(entry.get("exit_code") if entry.get("exit_code") is not None else "-"),
+            )
+        )
+    widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    ]
+    for entry in summary or []:
+        if entry.get("state") != "success" and entry.get("message"):
+            lines.append("{0}: {1}".format(entry.get("pvc"), entry["message"]))
+    return lines

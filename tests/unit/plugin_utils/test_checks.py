@@ -1,0 +1,325 @@
+import pytest
+
+from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils import checks
+from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.plan import build_plan
+
+SOURCE = {"kubeconfig": "k", "context": "source", "namespace": "shop"}
+DESTINATION = {"kubeconfig": "k", "context": "destination", "namespace": "shop"}
+
+
+def inputs(**overrides):
+    values = {
+        "state_transfer_source": SOURCE,
+        "state_transfer_destination": DESTINATION,
+        "state_transfer_pvcs": [{"source": "data"}],
+        "state_transfer_transfer": "rsync",
+        "state_transfer_transport": "stunnel",
+        "state_transfer_endpoint": "load_balancer",
+        "state_transfer_run_id": "",
+        "state_transfer_mode": "preserve",
+        "state_transfer_run_as_user": None,
+        "state_transfer_parallel": 5,
+        "state_transfer_server_timeout": 600,
+        "state_transfer_endpoint_timeout": 600,
+        "state_transfer_transfer_timeout": 86400,
+        "state_transfer_progress_interval": 10,
+        "state_transfer_bwlimit": "",
+        "state_transfer_excludes": [],
+        "state_transfer_rsync_extra_args": [],
+        "state_transfer_create_destination_pvcs": True,
+        "state_transfer_destination_storage_class": "",
+    }
+    values.update(overrides)
+    return values
+
+
+def test_valid_inputs_have_no_errors():
+    assert checks.input_errors(inputs()) == []
+
+
+# (overrides, the variable the message must name, a word of the fix)
+INVALID = [
+    (
+        dict(state_transfer_transport="null", state_transfer_endpoint="route"),
+        "state_transfer_transport",
+        "stunnel",
+    ),
+    (dict(state_transfer_pvcs=[]), "state_transfer_pvcs", "at least one"),
+    (dict(state_transfer_pvcs=[{"destination": "x"}]), "state_transfer_pvcs[0]", "source"),
+    (
+        dict(state_transfer_pvcs=[{"source": "Bad_Name"}]),
+        "state_transfer_pvcs[0].source",
+        "valid PVC name",
+    ),
+    (
+        dict(state_transfer_pvcs=[{"source": "--rsh=sh"}]),
+        "state_transfer_pvcs[0].source",
+        "valid PVC name",
+    ),
+    (
+        dict(state_transfer_pvcs=[{"source": "a", "size": "1Gi"}]),
+        "state_transfer_pvcs[0]",
+        "unknown keys",
+    ),
+    (dict(state_transfer_pvcs=["a", "a"]), "state_transfer_pvcs", "more than once"),
+    (
+        dict(
+            state_transfer_pvcs=[
+                {"source": "a", "destination": "c"},
+                {"source": "b", "destination": "c"},
+            ]
+        ),
+        "state_transfer_pvcs",
+        "more than once",
+    ),
+    (
+        dict(state_transfer_destination=dict(SOURCE)),
+        "state_transfer_pvcs",
+        "both source and destination",
+    ),
+    (dict(state_transfer_source={"context": "x"}), "state_transfer_source.namespace", "namespace"),
+    (
+        dict(state_transfer_destination={"namespace": "Not_Valid"}),
+        "state_transfer_destination.namespace",
+        "",
+    ),
+    (dict(state_transfer_run_id="Upper"), "state_transfer_run_id", "lowercase"),
+    (dict(state_transfer_run_id="x" * 21), "state_transfer_run_id", "1-20"),
+    (dict(state_transfer_mode="restricted"), "state_transfer_run_as_user", "uid"),
+    (
+        dict(state_transfer_mode="restricted", state_transfer_run_as_user=0),
+        "state_transfer_run_as_user",
+        "> 0",
+    ),
+    (dict(state_transfer_parallel=0), "state_transfer_parallel", "> 0"),
+    (dict(state_transfer_transfer_timeout=-1), "state_transfer_transfer_timeout", "> 0"),
+    (dict(state_transfer_bwlimit="fast"), "state_transfer_bwlimit", "20M"),
+    (dict(state_transfer_excludes=["../etc"]), "state_transfer_excludes", ".."),
+    (dict(state_transfer_excludes=["- secret"]), "state_transfer_excludes", "filter rule"),
+    (dict(state_transfer_excludes=["--include=*"]), "state_transfer_excludes", "option"),
+    (
+        dict(state_transfer_rsync_extra_args=["-e", "sh -c id"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--rsh=sh"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--rsync-path=touch /x"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--log-file=/etc/x"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--temp-dir=/tmp"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--link-dest=/"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--copy-links"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["/other/path"]),
+        "state_transfer_rsync_extra_args",
+        "not allowed",
+    ),
+    (
+        dict(state_transfer_rsync_extra_args=["--bwlimit=1;id"]),
+        "state_transfer_rsync_extra_args",
+        "invalid value",
+    ),
+    (
+        dict(state_transfer_transfer="rclone", state_transfer_rsync_extra_args=["--checksum"]),
+        "state_transfer_rsync_extra_args",
+        "only used with",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides, variable, fix", INVALID)
+def test_invalid_inputs_are_refused_naming_the_variable(overrides, variable, fix):
+    errors = checks.input_errors(inputs(**overrides))
+    assert errors, overrides
+    assert any(variable in error and fix in error for error in errors), errors
+
+
+def test_all_errors_are_reported_at_once():
+    errors = checks.input_errors(inputs(state_transfer_parallel=0, state_transfer_bwlimit="x"))
+    assert len(errors) == 2
+
+
+@pytest.mark.parametrize(
+    "args", [["--checksum"], ["--bwlimit=10M", "--itemize-changes"], ["--chmod=Du+w,Fo-w"]]
+)
+def test_allowed_rsync_args(args):
+    assert checks.rsync_extra_arg_errors(args) == []
+
+
+def test_same_namespace_on_different_clusters_is_fine():
+    assert checks.input_errors(inputs(state_transfer_destination=dict(DESTINATION))) == []
+
+
+def pvc(name, phase="Bound", modes=("ReadWriteOnce",), size="1Gi"):
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": list(modes),
+            "resources": {"requests": {"storage": size}},
+            "volumeMode": "Filesystem",
+        },
+        "status": {"phase": phase},
+    }
+
+
+def pod(name, claim, node, phase="Running"):
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": node,
+            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}],
+        },
+        "status": {"phase": phase},
+    }
+
+
+def namespace(name, enforce=None):
+    labels = {"pod-security.kubernetes.io/enforce": enforce} if enforce else {}
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def observed(**overrides):
+    values = {
+        "source_namespace": [namespace("shop")],
+        "source_pvcs": [pvc("data")],
+        "source_pods": [],
+        "route_api_found": True,
+        "destination_namespace": [namespace("shop")],
+        "destination_pvcs": [],
+    }
+    values.update(overrides)
+    return values
+
+
+def preflight(pvcs=("data",), input_overrides=None, **seen):
+    values = inputs(state_transfer_pvcs=list(pvcs), **(input_overrides or {}))
+    plan = build_plan(
+        values["state_transfer_source"],
+        values["state_transfer_destination"],
+        values["state_transfer_pvcs"],
+    )
+    return checks.cluster_preflight(values, plan, observed(**seen))
+
+
+def test_a_clean_cluster_pair_passes_and_plans_the_destination_pvc():
+    result = preflight()
+    assert result["errors"] == [] and result["node"] == ""
+    [created] = result["create_pvcs"]
+    assert created["metadata"]["name"] == "data" and created["metadata"]["namespace"] == "shop"
+    assert created["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert created["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "storageClassName" not in created["spec"]
+
+
+def test_storage_class_override_per_pair():
+    values = inputs(state_transfer_pvcs=[{"source": "data", "storage_class": "fast"}])
+    plan = build_plan(SOURCE, DESTINATION, values["state_transfer_pvcs"])
+    result = checks.cluster_preflight(values, plan, observed())
+    assert result["create_pvcs"][0]["spec"]["storageClassName"] == "fast"
+
+
+def test_missing_namespaces_are_named():
+    errors = preflight(source_namespace=[], destination_namespace=[])["errors"]
+    assert any("state_transfer_source.namespace" in e for e in errors)
+    assert any("state_transfer_destination.namespace" in e for e in errors)
+
+
+def test_missing_and_unbound_source_pvcs():
+    errors = preflight(pvcs=("data", "logs"), source_pvcs=[pvc("data", phase="Pending")])["errors"]
+    assert any("'logs' not found" in e and "state_transfer_pvcs[1].source" in e for e in errors)
+    assert any("'data' is Pending" in e for e in errors)
+
+
+def test_rwo_pvcs_in_use_pin_the_server_to_their_node():
+    result = preflight(source_pods=[pod("db-0", "data", "node-a")])
+    assert result["errors"] == [] and result["node"] == "node-a"
+
+
+def test_rwo_pvcs_on_different_nodes_are_refused_with_the_node_names():
+    result = preflight(
+        pvcs=("data", "logs"),
+        source_pvcs=[pvc("data"), pvc("logs")],
+        source_pods=[pod("db-0", "data", "node-a"), pod("log-0", "logs", "node-b")],
+    )
+    assert any("node-a" in e and "node-b" in e for e in result["errors"])
+
+
+def test_rwx_pvcs_do_not_pin():
+    result = preflight(
+        source_pvcs=[pvc("data", modes=("ReadWriteMany",))], source_pods=[pod("a", "data", "n1")]
+    )
+    assert result["node"] == "" and result["errors"] == []
+
+
+def test_finished_pods_do_not_pin():
+    result = preflight(source_pods=[pod("job", "data", "n1", phase="Succeeded")])
+    assert result["node"] == ""
+
+
+def test_rwop_in_use_is_refused():
+    result = preflight(
+        source_pvcs=[pvc("data", modes=("ReadWriteOncePod",))],
+        source_pods=[pod("db-0", "data", "n1")],
+    )
+    assert any("ReadWriteOncePod" in e and "db-0" in e for e in result["errors"])
+
+
+def test_too_small_destination_is_refused():
+    errors = preflight(
+        source_pvcs=[pvc("data", size="2Gi")], destination_pvcs=[pvc("data", size="1Gi")]
+    )["errors"]
+    assert any("smaller" in e and "state_transfer_pvcs[0].destination" in e for e in errors)
+
+
+def test_existing_destination_large_enough_is_used_not_created():
+    result = preflight(
+        source_pvcs=[pvc("data", size="1Gi")], destination_pvcs=[pvc("data", size="1024Mi")]
+    )
+    assert result["errors"] == [] and result["create_pvcs"] == []
+
+
+def test_missing_destination_without_creation_is_refused():
+    errors = preflight(input_overrides={"state_transfer_create_destination_pvcs": False})["errors"]
+    assert any("state_transfer_create_destination_pvcs" in e for e in errors)
+
+
+def test_route_without_route_api_is_refused():
+    errors = preflight(input_overrides={"state_transfer_endpoint": "route"}, route_api_found=False)[
+        "errors"
+    ]
+    assert any("route.openshift.io" in e for e in errors)
+
+
+def test_restricted_pod_security_refuses_preserve_mode_only():
+    errors = preflight(source_namespace=[namespace("shop", "restricted")])["errors"]
+    assert any("state_transfer_mode: restricted" in e for e in errors)
+    restricted = {"state_transfer_mode": "restricted", "state_transfer_run_as_user": 1000}
+    assert (
+        preflight(input_overrides=restricted, source_namespace=[namespace("shop", "restricted")])[
+            "errors"
+        ]
+        == []
+    )
