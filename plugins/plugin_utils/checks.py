@@ -211,6 +211,26 @@ def connection_errors(side, variable):
     return errors
 
 
+def environment_errors(environment, sides):
+    """K8S_AUTH_* variables of the controller that would silently fill a side's connection.
+
+    kubernetes.core takes any connection option a task does not set from K8S_AUTH_*; with
+    two clusters that can point a task of one side at the other cluster.
+    """
+    errors = []
+    for option, value in sorted((environment or {}).items()):
+        if not value:
+            continue
+        for variable, side in sides:
+            if isinstance(side, dict) and not side.get(option):
+                errors.append(
+                    "{0}: K8S_AUTH_{1} is set in the controller's environment and {0} has no "
+                    "{2!r}, so that task would use the environment's value. Set {0}.{2} "
+                    "explicitly or unset K8S_AUTH_{1}.".format(variable, option.upper(), option)
+                )
+    return errors
+
+
 def input_errors(inputs):
     """All problems with the role's inputs (a dict of state_transfer_* variables)."""
     errors = []
@@ -218,6 +238,10 @@ def input_errors(inputs):
     destination = inputs.get("state_transfer_destination") or {}
     errors += connection_errors(source, "state_transfer_source")
     errors += connection_errors(destination, "state_transfer_destination")
+    errors += environment_errors(
+        inputs.get("k8s_auth_environment"),
+        (("state_transfer_source", source), ("state_transfer_destination", destination)),
+    )
     combination = (
         inputs.get("state_transfer_transfer"),
         inputs.get("state_transfer_transport"),

@@ -157,6 +157,19 @@ def test_invalid_inputs_are_refused_naming_the_variable(overrides, variable, fix
     assert any(variable in error and fix in error for error in errors), errors
 
 
+def test_k8s_auth_environment_must_not_fill_a_side():
+    environment = {"kubeconfig": False, "context": True, "host": False, "api_key": False}
+    errors = checks.input_errors(
+        inputs(
+            k8s_auth_environment=environment,
+            state_transfer_source={"kubeconfig": "k", "namespace": "a"},
+            state_transfer_destination={"kubeconfig": "k", "context": "d", "namespace": "b"},
+        )
+    )
+    assert len(errors) == 1
+    assert "K8S_AUTH_CONTEXT" in errors[0] and "state_transfer_source.context" in errors[0]
+
+
 def test_all_errors_are_reported_at_once():
     errors = checks.input_errors(inputs(state_transfer_parallel=0, state_transfer_bwlimit="x"))
     assert len(errors) == 2
