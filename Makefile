@@ -7,7 +7,7 @@ PYTHON ?= python3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
-DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr
+DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base
 
 .PHONY: venv system-packages lint unit render dataplane build-check test clean
 
@@ -48,7 +48,10 @@ dataplane: venv system-packages
 build-check: venv
 	tests/build_check.sh
 
-test: lint unit render dataplane build-check
+test: lint unit render dataplane build-check clusters-test
+
+# The local twin clusters (tests/clusters): clusters-binaries, -up, -down, -status, -test.
+include tests/clusters/clusters.mk
 
 clean:
 	rm -rf $(VENV) .collections .pytest_cache .ruff_cache kubeferry-state_transfer-*.tar.gz

@@ -1,0 +1,1 @@
+"""Local twin clusters: test and demo infrastructure (see docs in harness.py)."""

@@ -1,0 +1,19 @@
+"""Fixtures of the local twin clusters for every test under tests/clusters."""
+
+import pytest
+
+from .fixtures import clusters, namespace  # noqa: F401  (pytest finds fixtures by name)
+
+LAST = "clusters_last"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", f"{LAST}: runs after every other test (e.g. it takes the clusters down)"
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    # Tests that take the shared pair down must not pull it from under the tests after them.
+    items.sort(key=lambda item: item.get_closest_marker(LAST) is not None)
