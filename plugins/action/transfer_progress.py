@@ -1,0 +1,156 @@
+# Copyright: kubeferry developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Watch transfers from the controller: live progress lines, then a summary.
+
+The module of the same name takes one snapshot; this plugin calls it every ``interval``
+seconds and prints a line per PVC between calls, which a module cannot do (its output only
+reaches the controller when it returns).
+
+module_defaults: ansible-core merges the defaults of every action group that contains this
+action into ``self._task.args`` while it finalises the task's arguments
+(``Task._post_validate_args`` -> ``_get_action_arg_defaults``). ``_execute_module`` applies
+no defaults of its own, so the module receives the connection options only because they
+are passed on from ``self._task.args``.
+"""
+
+import datetime
+import json
+import os
+import time
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.exit_codes import FAILED
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import (
+    WATCH_SPEC,
+    progress_line,
+    summarise,
+)
+
+display = Display()
+
+MODULE = "kubeferry.state_transfer.transfer_progress"
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def within_grace(entry, elapsed, grace):
+    """A Pod unschedulable for less than ``grace`` seconds is still pending, not failed."""
+    if entry.get("terminal_reason") == "Unschedulable" and elapsed < grace:
+        return dict(entry, terminal_failure="", terminal_reason="")
+    return entry
+
+
+def write_report(path, summary, namespace, started, finished, stopped_because):
+    report = {
+        "runs": summary,
+        "namespace": namespace,
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "stopped_because": stopped_because,
+    }
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def _split_args(self):
+        module_args = dict(self._task.args)
+        # The watch options are this plugin's; every other argument goes to the module.
+        own = {key: module_args.pop(key) for key in WATCH_SPEC if key in module_args}
+        validated = ArgumentSpecValidator(WATCH_SPEC).validate(own)
+        if validated.error_messages:
+            raise AnsibleActionFail("; ".join(validated.error_messages))
+        return validated.validated_parameters, module_args
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        options, module_args = self._split_args()
+        pods = module_args.get("pods") or []
+        if self._task.check_mode:
+            result.update(
+                changed=False,
+                summary=[],
+                pods=[],
+                msg="check mode: would watch {0} transfer(s)".format(len(pods)),
+            )
+            return result
+        try:
+            return self._watch(result, options, module_args, task_vars)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _watch(self, result, options, module_args, task_vars):
+        started_at = utcnow()
+        start = time.monotonic()
+        shown = {}
+        observed = {}
+        stopped_because = ""
+        while True:
+            snapshot = self._execute_module(
+                module_name=MODULE, module_args=module_args, task_vars=task_vars
+            )
+            if snapshot.get("failed"):
+                result.update(snapshot)
+                return result
+            elapsed = time.monotonic() - start
+            pods = [
+                within_grace(entry, elapsed, options["unschedulable_grace"])
+                for entry in snapshot.get("pods") or []
+            ]
+            for entry in pods:
+                observed[entry["name"]] = elapsed
+                line = progress_line(entry)
+                if shown.get(entry["name"]) != line:
+                    display.display(line)
+                    shown[entry["name"]] = line
+            failed = [entry for entry in pods if entry.get("terminal_failure")]
+            if failed:
+                stopped_because = "the watch stopped when {0} failed".format(
+                    ", ".join(entry["pvc"] for entry in failed)
+                )
+                break
+            if pods and all(entry.get("finished") for entry in pods):
+                break
+            if elapsed >= options["wait_timeout"]:
+                stopped_because = "still running after wait_timeout ({0} s)".format(
+                    options["wait_timeout"]
+                )
+                break
+            time.sleep(max(0.0, min(options["interval"], options["wait_timeout"] - elapsed)))
+
+        finished_at = utcnow()
+        summary = summarise(pods, finished_at, stopped_because, observed)
+        if options["report_path"]:
+            write_report(
+                options["report_path"],
+                summary,
+                module_args.get("namespace"),
+                started_at,
+                finished_at,
+                stopped_because,
+            )
+        result.update(changed=False, summary=summary, pods=pods)
+        bad = [entry for entry in summary if entry["state"] == FAILED]
+        if bad:
+            result["msg"] = "; ".join(
+                "{0}: {1}".format(entry["pvc"], entry["message"]) for entry in bad
+            )
+            result["failed"] = bool(options["fail_on_failure"])
+        else:
+            result["msg"] = "{0} transfer(s) finished".format(len(summary))
+        return result

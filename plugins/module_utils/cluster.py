@@ -1,0 +1,188 @@
+# Copyright: kubeferry developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read-only access to one cluster, on top of kubernetes.core's client.
+
+Everything handed to the predicates is a plain dict (``ResourceInstance.to_dict()``), the
+same shape as the YAML fixtures of the unit tests.
+"""
+
+import copy
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
+    CoreException,
+)
+
+try:
+    from kubernetes.dynamic.exceptions import (
+        DynamicApiError,
+        NotFoundError,
+        ResourceNotFoundError,
+    )
+except ImportError:
+    # Reported by AnsibleK8SModule (check_k8s) before anything here runs.
+    DynamicApiError = NotFoundError = ResourceNotFoundError = None
+
+try:
+    from urllib3.exceptions import HTTPError
+except ImportError:
+    HTTPError = None
+
+# Status codes after which the same request may well succeed a moment later.
+TRANSIENT_STATUS = (429, 500, 502, 503, 504)
+
+
+KIND_HINTS = {
+    "Route": ": Routes exist on OpenShift only; elsewhere use endpoint load_balancer or node_port",
+}
+
+
+def unreadable(exc, ref):
+    """The message for a wait that timed out because every read failed, or ""."""
+    if exc.last is None and exc.last_error is not None:
+        return "Could not read {0} for {1:.0f} s: {2}".format(ref, exc.elapsed, exc.last_error)
+    return ""
+
+
+class TransientError(Exception):
+    """An API read failed in a way worth retrying until the wait's timeout."""
+
+
+def argument_spec(**options):
+    """kubernetes.core's connection options plus the module's own."""
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(options)
+    return spec
+
+
+def api_error_message(exc):
+    """The API server's own words for a failed request."""
+    summary = getattr(exc, "summary", None)
+    if callable(summary):
+        try:
+            return summary()
+        except Exception:  # the body may not be JSON (proxies, load balancers)
+            pass
+    return str(exc)
+
+
+class Cluster:
+    """Gets, lists and reads logs; a missing object is ``None``, not an exception."""
+
+    def __init__(self, client):
+        self.client = client
+        self._resources = {}
+
+    def resource(self, kind, api_version="v1"):
+        key = (kind, api_version)
+        if key not in self._resources:
+            try:
+                self._resources[key] = self._call(self.client.resource, kind, api_version)
+            except ResourceNotFoundError as exc:
+                raise ModuleFailure(
+                    "The cluster does not serve {0} ({1}){2}".format(
+                        kind, api_version, KIND_HINTS.get(kind, "")
+                    )
+                ) from exc
+        return self._resources[key]
+
+    def _call(self, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NotFoundError:
+            return None
+        except DynamicApiError as exc:
+            if exc.status in TRANSIENT_STATUS:
+                raise TransientError(api_error_message(exc)) from exc
+            raise
+        except HTTPError as exc:
+            raise TransientError(str(exc)) from exc
+
+    def get(self, kind, name, namespace=None, api_version="v1"):
+        found = self._call(
+            self.client.get, self.resource(kind, api_version), name=name, namespace=namespace
+        )
+        return found.to_dict() if found is not None else None
+
+    def list(self, kind, namespace=None, label_selector=None, api_version="v1"):
+        params = {"namespace": namespace}
+        if label_selector:
+            params["label_selector"] = label_selector
+        found = self._call(self.client.get, self.resource(kind, api_version), **params)
+        if found is None:
+            return []
+        return found.to_dict().get("items") or []
+
+    def log(self, name, namespace, container=None, tail_lines=None, previous=False):
+        """The container's log as text; "" when there is none yet (or no longer)."""
+        query = []
+        if container:
+            query.append(("container", container))
+        if tail_lines:
+            query.append(("tailLines", int(tail_lines)))
+        if previous:
+            query.append(("previous", "true"))
+        pods = self.resource("Pod", "v1")
+        try:
+            response = self._call(
+                pods.log.get, name=name, namespace=namespace, serialize=False, query_params=query
+            )
+        except (TransientError, DynamicApiError):
+            # A container that never started has no log (400 Bad Request); a log is an
+            # aid to the message, never a reason to fail by itself.
+            return ""
+        if response is None:
+            return ""
+        data = getattr(response, "data", response)
+        if isinstance(data, bytes):
+            return data.decode("utf-8", errors="replace")
+        return str(data)
+
+
+def split_lines(text):
+    """Every line and every redraw: rsync redraws its progress line with carriage returns."""
+    return [line for line in text.replace("\r", "\n").split("\n") if line.strip()]
+
+
+def screen_lines(text):
+    """The lines as a terminal would show them: of each line only its last redraw."""
+    shown = []
+    for line in text.split("\n"):
+        redraws = [part for part in line.split("\r") if part.strip()]
+        if redraws:
+            shown.append(redraws[-1])
+    return shown
+
+
+def tail(text, count):
+    """The last ``count`` lines a terminal would show."""
+    return screen_lines(text)[-count:] if count > 0 else []
+
+
+class ModuleFailure(Exception):
+    """Ends the module with ``failed``, a message and whatever was found so far."""
+
+    def __init__(self, msg, **result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def run_module(module, execute):
+    """The body of every cluster-reading module: client, execute, exit or fail.
+
+    ``execute(cluster, params, check_mode)`` returns the result dict or raises
+    ``ModuleFailure``.
+    """
+    try:
+        client = get_api_client(module=module)
+        result = execute(Cluster(client), module.params, module.check_mode)
+    except ModuleFailure as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    except CoreException as exc:
+        module.fail_from_exception(exc)
+    except DynamicApiError as exc:
+        module.fail_json(msg=api_error_message(exc), status=exc.status)
+    else:
+        module.exit_json(**result)

@@ -1,0 +1,216 @@
+"""The transfer_progress action plugin: live lines, stop conditions, summary, report."""
+
+import json
+from unittest import mock
+
+import pytest
+from ansible.playbook.task import Task
+
+from ansible_collections.kubeferry.state_transfer.plugins.action import transfer_progress
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import pod_progress
+
+MIB = 1024 * 1024
+SPECS = [
+    dict(name="kubeferry-3f9c2a1b-data-0", pvc="data-0", transfer="rsync", container="transfer"),
+    dict(name="kubeferry-3f9c2a1b-logs", pvc="logs", transfer="rsync", container="transfer"),
+]
+
+
+def entry(kube, spec, pod_case, log_name=None):
+    pod = kube.api_object("pods", pod_case) if pod_case else None
+    log = kube.log_fixture(log_name) if log_name else ""
+    return pod_progress(pod, spec, log, 5)
+
+
+def make_action(args, check_mode=False):
+    task = mock.MagicMock(spec=Task)
+    task.args = args
+    task.check_mode = check_mode
+    task.async_val = 0
+    task.action = "kubeferry.state_transfer.transfer_progress"
+    connection = mock.MagicMock()
+    connection._shell.tmpdir = None
+    action = transfer_progress.ActionModule(
+        task, connection, mock.MagicMock(), loader=None, templar=None, shared_loader_obj=None
+    )
+    action._remove_tmp_path = mock.MagicMock()
+    return action
+
+
+@pytest.fixture
+def display(monkeypatch):
+    fake = mock.MagicMock()
+    monkeypatch.setattr(transfer_progress, "display", fake)
+    return fake
+
+
+def lines(display):
+    return [c.args[0] for c in display.display.call_args_list]
+
+
+BASE = dict(
+    namespace="app", pods=SPECS, kubeconfig="/tmp/destination.kubeconfig", context="destination"
+)
+
+
+def test_loops_prints_progress_and_summarises(kube, clock, display):
+    snapshots = [
+        dict(
+            pods=[
+                entry(kube, SPECS[0], "pending_container_creating"),
+                entry(kube, SPECS[1], "transfer_running"),
+            ]
+        ),
+        dict(
+            pods=[
+                entry(kube, SPECS[0], "transfer_running", "rsync_daemon_pull_running.log"),
+                entry(kube, SPECS[1], "transfer_running"),
+            ]
+        ),
+        dict(
+            pods=[
+                entry(kube, SPECS[0], "completed_success", "rsync_progress2_stats_exit0.log"),
+                entry(kube, SPECS[1], "completed_exit24", "rsync_exit24_vanished.log"),
+            ]
+        ),
+    ]
+    action = make_action(dict(BASE, interval=15, log_lines=5))
+    action._execute_module = mock.MagicMock(side_effect=snapshots)
+    result = action.run(task_vars={})
+
+    assert not result.get("failed"), result
+    assert clock.sleeps == [15, 15]
+    # The module gets the connection options (module_defaults land in task args) but not
+    # the plugin's own options.
+    call = action._execute_module.call_args
+    assert call.kwargs["module_name"] == "kubeferry.state_transfer.transfer_progress"
+    assert call.kwargs["module_args"] == dict(
+        namespace="app",
+        pods=SPECS,
+        kubeconfig="/tmp/destination.kubeconfig",
+        context="destination",
+        log_lines=5,
+    )
+    assert lines(display) == [
+        "data-0: waiting (Pending)",
+        "logs: waiting (Running)",
+        "data-0: 0% 283 B, 92.1 KiB/s, ETA 0:00:00, 53 files",
+        "data-0: 100% 234.6 MiB of 234.6 MiB, 52.2 MiB/s, 240 files (finished, exit code 0)",
+        "logs: 100% 5.7 MiB of 5.7 MiB, 868.7 KiB/s, 30 files (finished, exit code 24)",
+    ]
+    data, logs = result["summary"]
+    assert (data["pvc"], data["pod"], data["state"], data["exit_code"]) == (
+        "data-0",
+        "kubeferry-3f9c2a1b-data-0",
+        "success",
+        0,
+    )
+    assert (data["bytes"], data["files"], data["duration_seconds"]) == (246000692, 240, 100.0)
+    assert data["rate_bytes_per_second"] == 2460006.9
+    assert logs["state"] == "warning"
+    assert logs["message"].startswith("rsync exit code 24: some files vanished")
+    assert result["msg"] == "2 transfer(s) finished"
+    action._remove_tmp_path.assert_called_once()
+
+
+def test_a_terminal_failure_stops_the_watch_and_fails_the_task(kube, clock, display):
+    snapshots = [
+        dict(pods=[entry(kube, SPECS[0], "transfer_running"), entry(kube, SPECS[1], "oomkilled")]),
+    ]
+    action = make_action(dict(BASE))
+    action._execute_module = mock.MagicMock(side_effect=snapshots)
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    data, logs = result["summary"]
+    assert logs["state"] == "failed" and logs["message"].startswith("OOMKilled")
+    assert data["state"] == "failed"
+    assert data["message"] == "did not finish: the watch stopped when logs failed"
+    assert "logs: OOMKilled" in result["msg"]
+    assert clock.sleeps == []
+
+
+def test_exit_23_fails_unless_fail_on_failure_is_off(kube, clock, display):
+    snapshot = dict(pods=[entry(kube, SPECS[0], "completed_exit23", "rsync_exit23.log")])
+    action = make_action(dict(BASE, pods=SPECS[:1]))
+    action._execute_module = mock.MagicMock(return_value=snapshot)
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"].startswith("data-0: rsync exit code 23: partial transfer due to error")
+
+    action = make_action(dict(BASE, pods=SPECS[:1], fail_on_failure=False))
+    action._execute_module = mock.MagicMock(return_value=snapshot)
+    result = action.run(task_vars={})
+    assert not result.get("failed")
+    assert result["summary"][0]["state"] == "failed"
+
+
+def test_unschedulable_within_grace_keeps_watching(kube, clock, display):
+    stuck = dict(pods=[entry(kube, SPECS[0], "unschedulable_unbound_pvc")])
+    done = dict(pods=[entry(kube, SPECS[0], "completed_success")])
+    action = make_action(dict(BASE, pods=SPECS[:1], interval=10, unschedulable_grace=30))
+    action._execute_module = mock.MagicMock(side_effect=[stuck, stuck, done])
+    result = action.run(task_vars={})
+    assert result["summary"][0]["state"] == "success"
+
+    # Read at 0, 10 and 20 s: the third read is past a 15 s grace.
+    action = make_action(dict(BASE, pods=SPECS[:1], interval=10, unschedulable_grace=15))
+    action._execute_module = mock.MagicMock(side_effect=[stuck, stuck, stuck, done])
+    result = action.run(task_vars={})
+    assert result["summary"][0]["state"] == "failed"
+    assert result["summary"][0]["message"].startswith("Unschedulable: 0/3 nodes are available")
+
+
+def test_wait_timeout(kube, clock, display):
+    running = dict(
+        pods=[entry(kube, SPECS[0], "transfer_running", "rsync_daemon_pull_running.log")]
+    )
+    action = make_action(dict(BASE, pods=SPECS[:1], interval=10, wait_timeout=25))
+    action._execute_module = mock.MagicMock(return_value=running)
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert (
+        result["summary"][0]["message"] == "did not finish: still running after wait_timeout (25 s)"
+    )
+    assert clock.sleeps == [10, 10, 5]
+    # The same line is not printed again and again.
+    assert lines(display) == ["data-0: 0% 283 B, 92.1 KiB/s, ETA 0:00:00, 53 files"]
+
+
+def test_module_failure_is_returned_as_is(kube, clock, display):
+    action = make_action(dict(BASE))
+    action._execute_module = mock.MagicMock(
+        return_value=dict(failed=True, msg="Could not create API client: Invalid kube-config file.")
+    )
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert result["msg"] == "Could not create API client: Invalid kube-config file."
+
+
+def test_report_path_writes_json(kube, clock, display, tmp_path):
+    snapshot = dict(
+        pods=[entry(kube, SPECS[0], "completed_success", "rsync_progress2_stats_exit0.log")]
+    )
+    path = tmp_path / "reports" / "run.json"
+    action = make_action(dict(BASE, pods=SPECS[:1], report_path=str(path)))
+    action._execute_module = mock.MagicMock(return_value=snapshot)
+    result = action.run(task_vars={})
+    report = json.loads(path.read_text())
+    assert report["runs"] == result["summary"]
+    assert report["namespace"] == "app"
+    assert report["runs"][0]["state"] == "success"
+    assert report["stopped_because"] == ""
+
+
+def test_invalid_plugin_option(kube, clock, display):
+    action = make_action(dict(BASE, interval="often"))
+    with pytest.raises(Exception, match="interval"):
+        action.run(task_vars={})
+
+
+def test_check_mode_watches_nothing(kube, clock, display):
+    action = make_action(dict(BASE), check_mode=True)
+    action._execute_module = mock.MagicMock()
+    result = action.run(task_vars={})
+    assert result["summary"] == []
+    assert result["msg"] == "check mode: would watch 2 transfer(s)"
+    assert not action._execute_module.called
