@@ -1,0 +1,73 @@
+"""Unit tests of the node agent's pure logic (no cluster, no root)."""
+
+from __future__ import annotations
+
+import os
+
+from .node.agent import node_fits
+from .node.launcher import in_root
+from .node.volumes import expand
+
+LABELS = {"kubernetes.io/hostname": "kf-source-node", "kubernetes.io/os": "linux"}
+
+
+def _pod(**spec):
+    return {"metadata": {"name": "p", "namespace": "n"}, "spec": spec}
+
+
+def test_node_fits_selector_and_affinity():
+    assert node_fits(_pod(), "kf-source-node", LABELS) is None
+    assert (
+        node_fits(_pod(nodeSelector={"kubernetes.io/os": "linux"}), "kf-source-node", LABELS)
+        is None
+    )
+    assert "didn't match" in node_fits(
+        _pod(nodeSelector={"kubernetes.io/hostname": "other"}), "kf-source-node", LABELS
+    )
+
+    def affinity(op, values, key="kubernetes.io/hostname"):
+        term = {"matchExpressions": [{"key": key, "operator": op, "values": values}]}
+        return _pod(
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+                }
+            }
+        )
+
+    assert node_fits(affinity("In", ["kf-source-node"]), "kf-source-node", LABELS) is None
+    assert node_fits(affinity("In", ["kf-destination-node"]), "kf-source-node", LABELS)
+    assert node_fits(affinity("NotIn", ["kf-source-node"]), "kf-source-node", LABELS)
+    assert (
+        node_fits(affinity("Exists", [], key="kubernetes.io/os"), "kf-source-node", LABELS) is None
+    )
+    assert node_fits(affinity("DoesNotExist", [], key="gpu"), "kf-source-node", LABELS) is None
+    # What the collection uses to pin a pod to the node of its PVCs.
+    pinned = affinity("In", ["kf-source-node"])
+    term = pinned["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    term["nodeSelectorTerms"] = [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["kf-source-node"]}]}
+    ]
+    assert node_fits(pinned, "kf-source-node", LABELS) is None
+    assert node_fits(pinned, "kf-destination-node", LABELS)
+
+
+def test_expand_follows_kubernetes_rules():
+    env = {"A": "1", "B": "two"}
+    assert expand("$(A)-$(B)", env) == "1-two"
+    assert expand("$(MISSING) $$(A) $(cat x)", env) == "$(MISSING) $(A) $(cat x)"
+
+
+def test_in_root_resolves_symlinks_inside_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "var").mkdir()
+    os.symlink("/run", root / "var" / "run")  # absolute, as on Debian
+    os.symlink("../run", root / "var" / "rel")
+    os.symlink("/../../..", root / "escape")
+    assert in_root(str(root), "/var/run/secrets/x") == str(root / "run" / "secrets" / "x")
+    assert in_root(str(root), "/var/rel/y") == str(root / "run" / "y")
+    assert in_root(str(root), "/escape/etc") == str(root / "etc")
+    assert in_root(str(root), "/../../etc") == str(root / "etc")
