@@ -18,7 +18,11 @@ REFUSED = {("rsync", "null", "route")}
 # set_fact), so the tests can search every rendered object for them.
 PASSWORD = "RenderTestPassword0123456789abcdefABCDEF"
 ONE_PVC = [{"source": "data"}]
-SEVERAL_PVCS = [{"source": "data"}, {"source": "logs", "destination": "logs-copy"}, {"source": "p" * 63}]
+SEVERAL_PVCS = [
+    {"source": "data"},
+    {"source": "logs", "destination": "logs-copy"},
+    {"source": "p" * 63},
+]
 
 
 def combinations():
@@ -27,19 +31,40 @@ def combinations():
             yield combo
 
 
-def ansible_playbook(*args, extra_vars_file):
+def render_runs(workdir, specs, extra_vars=None):
+    """Run tests/render/render_all.yml with one local inventory host per spec."""
+    hosts = {
+        "render-{0:02d}".format(index): {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "render": spec,
+        }
+        for index, spec in enumerate(specs)
+    }
+    inventory = os.path.join(str(workdir), "inventory.json")
+    with open(inventory, "w") as handle:
+        json.dump({"all": {"hosts": hosts}}, handle)
+    extra = os.path.join(str(workdir), "extra-vars.json")
+    with open(extra, "w") as handle:
+        json.dump(extra_vars or {}, handle)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     bindir = os.path.dirname(sys.executable)
-    command = [os.path.join(bindir, "ansible-playbook"), *args, "-e", "@" + extra_vars_file]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    command = [
+        os.path.join(bindir, "ansible-playbook"),
+        "tests/render/render_all.yml",
+        "-i",
+        inventory,
+        "-e",
+        "@" + extra,
+        "--forks",
+        "4",
+    ]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
 
 
-def load_dir(path):
-    objects = []
-    for name in sorted(os.listdir(path)):
-        with open(os.path.join(path, name)) as handle:
-            objects.append(yaml.safe_load(handle))
-    return objects
+def load_side(render_dir, side):
+    with open(os.path.join(render_dir, side + ".yaml")) as handle:
+        return [obj for obj in yaml.safe_load_all(handle) if obj]
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +75,23 @@ def rendered(tmp_path_factory):
     for transfer, transport, endpoint in combinations():
         for pvcs in (ONE_PVC, SEVERAL_PVCS):
             key = (transfer, transport, endpoint, len(pvcs), "preserve")
-            renders.append((key, dict(transfer=transfer, transport=transport, endpoint=endpoint, pvcs=pvcs)))
+            renders.append(
+                (key, dict(transfer=transfer, transport=transport, endpoint=endpoint, pvcs=pvcs))
+            )
     for transfer in TRANSFERS:
         key = (transfer, "stunnel", "load_balancer", 1, "restricted")
         renders.append(
-            (key, dict(transfer=transfer, transport="stunnel", endpoint="load_balancer", pvcs=ONE_PVC, mode="restricted", run_as_user=1000))
+            (
+                key,
+                dict(
+                    transfer=transfer,
+                    transport="stunnel",
+                    endpoint="load_balancer",
+                    pvcs=ONE_PVC,
+                    mode="restricted",
+                    run_as_user=1000,
+                ),
+            )
         )
     entries = []
     for index, (key, spec) in enumerate(renders):
@@ -65,12 +102,12 @@ def rendered(tmp_path_factory):
             destination={"context": "destination", "namespace": "shop-new"},
         )
         entries.append((key, spec))
-    vars_file = base / "renders.json"
-    vars_file.write_text(json.dumps({"renders": [spec for _, spec in entries], "__state_transfer_password": PASSWORD}))
-    result = ansible_playbook("tests/render/render_all.yml", extra_vars_file=str(vars_file))
+    result = render_runs(
+        base, [spec for _, spec in entries], {"__state_transfer_password": PASSWORD}
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     output = {}
     for key, spec in entries:
-        output[key] = {side: load_dir(os.path.join(spec["dir"], side)) for side in ("source", "destination")}
+        output[key] = {side: load_side(spec["dir"], side) for side in ("source", "destination")}
     output["__stdout__"] = result.stdout
     return output

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import PASSWORD, ROOT, SEVERAL_PVCS, ansible_playbook, combinations
+from .conftest import PASSWORD, ROOT, SEVERAL_PVCS, combinations, render_runs
 
 pytestmark = pytest.mark.render
 
@@ -68,7 +68,11 @@ def test_one_server_and_one_client_per_pvc(rendered, case):
     [server] = pods(objects_of(rendered, case, "source"))
     clients = pods(objects_of(rendered, case, "destination"))
     assert len(clients) == n_pvcs
-    claims = [v["persistentVolumeClaim"] for v in server["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    claims = [
+        v["persistentVolumeClaim"]
+        for v in server["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
     assert len(claims) == n_pvcs and all(claim["readOnly"] is True for claim in claims)
     pvc_volumes = {v["name"] for v in server["spec"]["volumes"] if "persistentVolumeClaim" in v}
     for container in server["spec"]["containers"]:
@@ -76,11 +80,18 @@ def test_one_server_and_one_client_per_pvc(rendered, case):
             if mount["name"] in pvc_volumes:
                 assert mount.get("readOnly") is True, (container["name"], mount)
     for client in clients:
-        [claim] = [v["persistentVolumeClaim"] for v in client["spec"]["volumes"] if "persistentVolumeClaim" in v]
+        [claim] = [
+            v["persistentVolumeClaim"]
+            for v in client["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
         assert not claim.get("readOnly")
         assert client["metadata"]["labels"]["kubeferry.io/pvc"]
     destinations = {
-        v["persistentVolumeClaim"]["claimName"] for c in clients for v in c["spec"]["volumes"] if "persistentVolumeClaim" in v
+        v["persistentVolumeClaim"]["claimName"]
+        for c in clients
+        for v in c["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
     }
     assert len(destinations) == n_pvcs
 
@@ -125,7 +136,9 @@ def test_stunnel_exposes_only_tls(rendered, case):
         assert port["targetPort"] in ports
         container, _ = ports[port["targetPort"]]
         assert container == "transport", "the Service must reach stunnel, not the transfer daemon"
-    configs = " ".join(json.dumps(obj.get("data", {})) for obj in source if obj["kind"] == "ConfigMap")
+    configs = " ".join(
+        json.dumps(obj.get("data", {})) for obj in source if obj["kind"] == "ConfigMap"
+    )
     configs += json.dumps(server["spec"]["containers"])
     assert "127.0.0.1" in configs
 
@@ -153,25 +166,16 @@ def test_restricted_mode_runs_as_non_root_without_capabilities(rendered, case):
 
 def test_unsupported_combination_is_refused_before_anything_is_written(tmp_path):
     render_dir = tmp_path / "out"
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(
-        json.dumps(
-            {
-                "renders": [
-                    {
-                        "dir": str(render_dir),
-                        "source": {"namespace": "a"},
-                        "destination": {"namespace": "b"},
-                        "pvcs": [{"source": "data"}],
-                        "transfer": "rsync",
-                        "transport": "null",
-                        "endpoint": "route",
-                    }
-                ]
-            }
-        )
-    )
-    result = ansible_playbook("tests/render/render_all.yml", extra_vars_file=str(vars_file))
+    spec = {
+        "dir": str(render_dir),
+        "source": {"namespace": "a"},
+        "destination": {"namespace": "b"},
+        "pvcs": [{"source": "data"}],
+        "transfer": "rsync",
+        "transport": "null",
+        "endpoint": "route",
+    }
+    result = render_runs(tmp_path, [spec])
     assert result.returncode != 0
     assert "SNI" in result.stdout and "state_transfer_transport: stunnel" in result.stdout
     assert not render_dir.exists()
