@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit render dataplane build-check test clean
+.PHONY: venv system-packages lint unit render dataplane e2e build-check test clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -45,10 +45,14 @@ render: venv
 dataplane: venv system-packages
 	$(BIN)/pytest tests/dataplane
 
+# The playbook end to end on the local twin clusters (started for the run if not up).
+e2e: venv system-packages clusters-binaries
+	$(BIN)/pytest tests/e2e
+
 build-check: venv
 	tests/build_check.sh
 
-test: lint unit render dataplane build-check clusters-test
+test: lint unit render dataplane build-check clusters-test e2e
 
 # The local twin clusters (tests/clusters): clusters-binaries, -up, -down, -status, -test.
 include tests/clusters/clusters.mk
