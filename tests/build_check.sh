@@ -16,14 +16,20 @@ if tar -tzf "$tarball" | grep -E '^(tests|\.venv|\.collections|\.clusters)/' >/d
 fi
 
 # --no-deps: kubernetes.core is already installed (by the ansible package); no Galaxy here.
-ansible-galaxy collection install --no-deps -p "$work/collections" "$tarball" >/dev/null
+# --force: from the checkout, the linked copy in .collections counts as "already installed".
+ansible-galaxy collection install --force --no-deps -p "$work/collections" "$tarball" >/dev/null
 export ANSIBLE_COLLECTIONS_PATH="$work/collections"
-export ANSIBLE_CONFIG=/dev/null
+repo=$(pwd)
+# Away from the checkout, so that nothing but the installed copy can be found.
+cd "$work"
+# An empty config: nothing of the checkout (its collections path) may be used.
+: >"$work/ansible.cfg"
+export ANSIBLE_CONFIG="$work/ansible.cfg" ANSIBLE_NOCOLOR=1
 
-modules=$(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^__init__$')
+modules=$(ls "$repo"/plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^__init__$')
 for module in $modules; do
-  ansible-doc "kubeferry.state_transfer.$module" >"$work/doc.txt"
-  grep -q "kubeferry.state_transfer.$module" "$work/doc.txt" || { echo "ansible-doc: no doc for $module" >&2; exit 1; }
+  ansible-doc "kubeferry.state_transfer.$module" >"$work/doc.txt" 2>"$work/doc.err" || { cat "$work/doc.err" >&2; exit 1; }
+  grep -q "kubeferry.state_transfer.$module" "$work/doc.txt" || { echo "ansible-doc: no doc for $module" >&2; head -5 "$work/doc.txt" "$work/doc.err" >&2; exit 1; }
 done
 ansible-doc -t role kubeferry.state_transfer.state_transfer >/dev/null
 listed=$(ansible-doc -l kubeferry.state_transfer | wc -l)

@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils import (
     checks,
+    credentials,
     names,
     plan,
     pods,
@@ -49,4 +50,5 @@ class FilterModule(object):
             "state_transfer_add_mount": pods.add_mount,
             "state_transfer_redact_secrets": pods.redact_secrets,
             "state_transfer_progress_pods": pods.progress_pods,
+            "htpasswd_sha1": credentials.htpasswd_sha1,
         }

@@ -2,20 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The summary a user reads at the end of a run."""
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import human_bytes
 
-
-def human_bytes(value):
-    value = float(value or 0)
-    for unit in UNITS:
-        if value < 1024 or unit == UNITS[-1]:
-            return (
-                "{0:.0f} {1}".format(value, unit)
-                if unit == "B"
-                else "{0:.1f} {1}".format(value, unit)
-            )
-        value /= 1024.0
-    return ""  # pragma: no cover
+LOG_LINES = 8
 
 
 def summary_table(summary):
@@ -41,4 +30,7 @@ def summary_table(summary):
     for entry in summary or []:
         if entry.get("state") != "success" and entry.get("message"):
             lines.append("{0}: {1}".format(entry.get("pvc"), entry["message"]))
+            # The program's own last words say why (DNS, refused, permission ...).
+            tail = [line for line in str(entry.get("log_tail") or "").splitlines() if line.strip()]
+            lines.extend("  | " + line for line in tail[-LOG_LINES:])
     return lines

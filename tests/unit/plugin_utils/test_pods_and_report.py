@@ -1,3 +1,4 @@
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import human_bytes
 from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils import pods, report
 from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.plan import build_plan
 
@@ -53,9 +54,9 @@ def test_progress_pods():
 
 
 def test_human_bytes():
-    assert report.human_bytes(512) == "512 B"
-    assert report.human_bytes(1536) == "1.5 KiB"
-    assert report.human_bytes(3 * 1024**3) == "3.0 GiB"
+    assert human_bytes(512) == "512 B"
+    assert human_bytes(1536) == "1.5 KiB"
+    assert human_bytes(3 * 1024**3) == "3.0 GiB"
 
 
 def test_summary_table_has_a_row_per_pvc_and_explains_failures():
@@ -78,6 +79,7 @@ def test_summary_table_has_a_row_per_pvc_and_explains_failures():
                 "duration_seconds": 1,
                 "exit_code": 23,
                 "message": "partial transfer",
+                "log_tail": "line 1\nrsync: connection refused\n",
             },
         ]
     )
@@ -85,3 +87,21 @@ def test_summary_table_has_a_row_per_pvc_and_explains_failures():
     assert lines[1].split()[:2] == ["data", "success"] and "2.0 KiB" in lines[1]
     assert lines[2].split()[:2] == ["logs", "failed"] and lines[2].split()[-1] == "23"
     assert lines[3] == "logs: partial transfer"
+    assert lines[4:] == ["  | line 1", "  | rsync: connection refused"]
+
+
+def test_htpasswd_sha1_matches_openssl(tmp_path):
+    import subprocess
+
+    from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.credentials import (
+        htpasswd_sha1,
+    )
+
+    openssl = subprocess.run(
+        "printf %s 'secret-Password-1' | openssl dgst -sha1 -binary | openssl base64",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert htpasswd_sha1("secret-Password-1") == "{SHA}" + openssl.stdout.strip()

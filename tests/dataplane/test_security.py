@@ -1,0 +1,200 @@
+"""Data plane: who gets through stunnel, the rsync daemon and the rclone server."""
+
+import os
+import sys
+
+import pytest
+from test_transfer import make_dir, start_client, start_server
+
+# A TLS client in the client's network namespace: prints what the server side sends first
+# (the rsync daemon greets with "@RSYNCD:"), or the error that ended the connection.
+TLS_CLIENT = r"""
+import socket, ssl, sys
+host, port, ca, cert, key, version = sys.argv[1:7]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.minimum_version = getattr(ssl.TLSVersion, version)
+context.maximum_version = getattr(ssl.TLSVersion, version)
+context.load_verify_locations(ca)
+if cert:
+    context.load_cert_chain(cert, key)
+try:
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="kubeferry-server") as tls:
+            print("RECEIVED", tls.recv(64))
+except Exception as error:
+    print("ERROR", type(error).__name__, error)
+"""
+
+
+def write(path, text, mode=0o600):
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
+        handle.write(text)
+    return path
+
+
+@pytest.fixture
+def rsync_stunnel_server(rendered, cluster_for, workdir):
+    combo = rendered("rsync", "stunnel")
+    cluster = cluster_for(combo)
+    source = make_dir(os.path.join(workdir, "source-pvc"))
+    write(os.path.join(source, "file"), "data\n", 0o644)
+    server = start_server(cluster, combo, {"data": source})
+    return combo, cluster, server
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "run client certificate",
+        "no certificate",
+        "certificate of another CA",
+        "server's own",
+        "TLS 1.2",
+    ],
+)
+def test_stunnel_accepts_only_the_run_client_certificate(
+    rsync_stunnel_server, workdir, tls, foreign_tls, presented
+):
+    combo, cluster, server = rsync_stunnel_server
+    ca = write(os.path.join(workdir, "ca.crt"), tls["ca_cert"])
+    cert, key = {
+        "run client certificate": (tls["client_cert"], tls["client_key"]),
+        "no certificate": ("", ""),
+        "certificate of another CA": (foreign_tls["client_cert"], foreign_tls["client_key"]),
+        "server's own": (tls["server_cert"], tls["server_key"]),
+        "TLS 1.2": (tls["client_cert"], tls["client_key"]),
+    }[presented]
+    version = "TLSv1_2" if presented == "TLS 1.2" else "TLSv1_3"
+    cert_path = write(os.path.join(workdir, "client.crt"), cert) if cert else ""
+    key_path = write(os.path.join(workdir, "client.key"), key) if key else ""
+    result = cluster.run_in_netns(
+        "client",
+        [sys.executable, "-c", TLS_CLIENT, combo.endpoint["host"], "6443", ca, cert_path, key_path]
+        + [version],
+    )
+    output = result.stdout + result.stderr
+    if presented == "run client certificate":
+        assert "RECEIVED b'@RSYNCD:" in output, output
+    else:
+        assert "@RSYNCD" not in output, output
+        assert "ERROR" in output, output
+
+
+def test_stunnel_client_refuses_a_server_of_another_ca(rendered, cluster_for, workdir, foreign_tls):
+    """The client sidecar checks the server's chain: a server of another run is refused."""
+    # One retry: the first attempt may come before the sidecar listens (2 s backoff).
+    client = rendered("rsync", "stunnel", transfer_rsync_retries=1)
+    rogue = rendered("rsync", "stunnel", transport_stunnel_tls=foreign_tls)
+    cluster = cluster_for(client)
+    source = make_dir(os.path.join(workdir, "source-pvc"))
+    write(os.path.join(source, "file"), "data\n", 0o644)
+    start_server(cluster, rogue, {"data": source})
+    destination = make_dir(os.path.join(workdir, "destination-pvc"))
+    pod = start_client(cluster, client, destination, "client")
+    code = pod.containers["transfer"].wait(60)
+    assert code != 0
+    assert os.listdir(destination) == []
+    # The sidecar still lets the pod complete once the transfer client gave up.
+    assert pod.containers["transport"].wait(15) == 0
+    assert "certificate verify failed" in pod.containers["transport"].log()
+
+
+@pytest.fixture
+def rsync_null_server(rendered, cluster_for, workdir):
+    combo = rendered("rsync", "null")
+    cluster = cluster_for(combo)
+    source = make_dir(os.path.join(workdir, "source-pvc"))
+    write(os.path.join(source, "file"), "data\n", 0o644)
+    server = start_server(cluster, combo, {"data": source})
+    return combo, cluster, server
+
+
+@pytest.mark.parametrize("password", ["right", "wrong", "none"])
+def test_rsync_daemon_requires_the_run_password(rsync_null_server, workdir, password):
+    combo, cluster, server = rsync_null_server
+    argv = ["rsync", "-a", "--contimeout=5", "--timeout=10"]
+    if password != "none":
+        text = combo.password if password == "right" else combo.password[::-1]
+        argv.append("--password-file=" + write(os.path.join(workdir, "pw"), text + "\n"))
+    url = "rsync://kubeferry@{0}:8873/data/".format(combo.endpoint["host"])
+    destination = make_dir(os.path.join(workdir, "out"))
+    result = cluster.run_in_netns("client", argv + [url, destination + "/"])
+    if password == "right":
+        assert result.returncode == 0, result.stderr
+        assert os.path.exists(os.path.join(destination, "file"))
+    else:
+        assert result.returncode == 5, result.stderr
+        assert "auth failed" in result.stderr
+        assert os.listdir(destination) == []
+    # The daemon never logs the password (nor a wrong one).
+    log = server.containers["transfer"].log()
+    assert combo.password not in log and combo.password[::-1] not in log
+
+
+@pytest.mark.parametrize("mode", ["preserve", "restricted"])
+def test_rsync_daemon_never_reads_outside_its_module(rendered, cluster_for, workdir, mode):
+    """No module listing, no --copy-links, no path through a symlink to outside."""
+    combo = rendered("rsync", "null", mode)
+    fs_group = 1000 if mode == "restricted" else None
+    cluster = cluster_for(combo)
+    source = make_dir(os.path.join(workdir, "source-pvc"))
+    write(os.path.join(source, "file"), "data\n", 0o644)
+    os.symlink("/etc", os.path.join(source, "escape"))
+    os.symlink("../../../../etc", os.path.join(source, "escape-relative"))
+    start_server(cluster, combo, {"data": source}, fs_group=fs_group)
+    pw = write(os.path.join(workdir, "pw"), combo.password + "\n")
+    base = ["rsync", "-a", "--contimeout=5", "--timeout=10", "--password-file=" + pw]
+    url = "rsync://kubeferry@{0}:8873/".format(combo.endpoint["host"])
+
+    listing = cluster.run_in_netns("client", base + [url])
+    assert listing.returncode == 0 and "data" not in listing.stdout, listing.stdout
+    follow = cluster.run_in_netns("client", base + ["-L", url + "data/", workdir + "/follow/"])
+    assert follow.returncode != 0
+    assert "refuse" in follow.stderr, follow.stderr
+    for link in ("escape", "escape-relative"):
+        out = make_dir(os.path.join(workdir, "out-" + link))
+        through = cluster.run_in_netns("client", base + [url + "data/" + link + "/", out + "/"])
+        assert through.returncode != 0, through.stdout
+        assert os.listdir(out) == [], "read through {0}: {1}".format(link, os.listdir(out))
+    # The links themselves arrive as links.
+    out = make_dir(os.path.join(workdir, "out-links"))
+    whole = cluster.run_in_netns("client", base + [url + "data/", out + "/"])
+    assert whole.returncode == 0, whole.stderr
+    assert os.readlink(os.path.join(out, "escape")) == "/etc"
+
+
+@pytest.fixture
+def rclone_null_server(rendered, cluster_for, workdir):
+    combo = rendered("rclone", "null")
+    cluster = cluster_for(combo)
+    source = make_dir(os.path.join(workdir, "source-pvc"))
+    write(os.path.join(source, "file"), "data\n", 0o644)
+    os.symlink("/etc", os.path.join(source, "escape"))
+    server = start_server(cluster, combo, {"data": source})
+    return combo, cluster, server
+
+
+@pytest.mark.parametrize("password", ["right", "wrong", "none"])
+def test_rclone_server_requires_the_run_password(rclone_null_server, workdir, password):
+    combo, cluster, server = rclone_null_server
+    url = "http://{0}:8873/data/file".format(combo.endpoint["host"])
+    argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]
+    if password != "none":
+        text = combo.password if password == "right" else combo.password[::-1]
+        # Through a config file, so that the password is not on a command line either.
+        netrc = write(
+            os.path.join(workdir, "netrc"),
+            "machine {0} login kubeferry password {1}\n".format(combo.endpoint["host"], text),
+        )
+        argv += ["--netrc-file", netrc]
+    result = cluster.run_in_netns("client", argv + [url])
+    assert result.stdout == ("200" if password == "right" else "401"), result.stderr
+    # A symlink to outside the volumes is never followed.
+    escape = cluster.run_in_netns("client", argv + [url.replace("file", "escape/passwd")])
+    assert escape.stdout in ("401", "404"), escape.stdout
+    # Nothing else than the volumes is served, and nothing can be written.
+    if password == "right":
+        put = cluster.run_in_netns(
+            "client", argv[:-2] + ["--netrc-file", netrc, "-X", "PUT", "--data", "x", url]
+        )
+        assert put.stdout in ("403", "404", "405"), put.stdout
