@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit render dataplane e2e build-check test clean
+.PHONY: venv system-packages lint unit render dataplane e2e build-check test demo clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -45,6 +45,10 @@ render: venv
 dataplane: venv system-packages
 	$(BIN)/pytest tests/dataplane
 
+# The main job on the local twin clusters: sample data, a real transfer, verification.
+demo: venv system-packages clusters-binaries
+	$(BIN)/python -m demo
+
 # The playbook end to end on the local twin clusters (started for the run if not up).
 e2e: venv system-packages clusters-binaries
 	$(BIN)/pytest tests/e2e
@@ -58,4 +62,4 @@ test: lint unit render dataplane build-check clusters-test e2e
 include tests/clusters/clusters.mk
 
 clean:
-	rm -rf $(VENV) .collections .pytest_cache .ruff_cache kubeferry-state_transfer-*.tar.gz
+	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo kubeferry-state_transfer-*.tar.gz

@@ -18,4 +18,4 @@ clusters-status: venv
 # Starts the pair once for the session (or reuses a running one) and takes it down at the end
 # only if it started it.
 clusters-test: venv system-packages
-	$(BIN)/pytest -m clusters tests/clusters
+	$(BIN)/pytest tests/clusters

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import yaml
+from clusters import pvcs
 from clusters.fixtures import clusters, namespace  # noqa: F401  (pytest finds fixtures by name)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,23 +29,10 @@ class Transfer:
         self.custom = k8s.CustomObjectsApi(clusters.client("source"))
 
     def create_pvc(self, cluster, name, size="1Gi", modes=("ReadWriteOnce",)):
-        body = {
-            "metadata": {"name": name},
-            "spec": {"accessModes": list(modes), "resources": {"requests": {"storage": size}}},
-        }
-        self.core[cluster].create_namespaced_persistent_volume_claim(self.namespace, body)
-        return self.pvc_dir(cluster, name)
+        return pvcs.create(self.clusters.client(cluster), self.namespace, name, size, modes)
 
-    def pvc_dir(self, cluster, name, timeout=60):
-        """The host directory behind a Bound PVC (the harness's PV provisioner)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pvc = self.core[cluster].read_namespaced_persistent_volume_claim(name, self.namespace)
-            if pvc.status.phase == "Bound":
-                pv = self.core[cluster].read_persistent_volume(pvc.spec.volume_name)
-                return pv.spec.host_path.path
-            time.sleep(0.5)
-        raise AssertionError("PVC {0} on {1} was not Bound in {2} s".format(name, cluster, timeout))
+    def pvc_dir(self, cluster, name):
+        return pvcs.host_dir(self.clusters.client(cluster), self.namespace, name)
 
     def vars_file(self, **variables):
         base = {
