@@ -6,7 +6,6 @@ import sys
 import time
 
 import pytest
-import yaml
 from clusters import pvcs
 from clusters.fixtures import clusters, namespace  # noqa: F401  (pytest finds fixtures by name)
 
@@ -108,8 +107,3 @@ def transfer(clusters, namespace, tmp_path):
 
 def output_of(result):
     return result.stdout[-8000:] + "\n" + result.stderr[-4000:]
-
-
-def load_yaml(path):
-    with open(path) as handle:
-        return yaml.safe_load(handle)
