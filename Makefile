@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit render dataplane e2e build-check test demo clean
+.PHONY: venv system-packages lint unit render dataplane e2e build-check test demo matrix clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -47,7 +47,12 @@ dataplane: venv system-packages
 
 # The main job on the local twin clusters: sample data, a real transfer, verification.
 demo: venv system-packages clusters-binaries
-	$(BIN)/python -m demo
+	PYTHONPATH=tests $(BIN)/python -m demo
+
+# Every transfer x transport x endpoint combination end to end on the full data set
+# (256 MiB file, 10,000 small files), verified, as a table compared with tests/matrix/expected.yml.
+matrix: venv system-packages clusters-binaries
+	PYTHONPATH=tests $(BIN)/python -m matrix $(MATRIX_ARGS)
 
 # The playbook end to end on the local twin clusters (started for the run if not up).
 e2e: venv system-packages clusters-binaries
@@ -62,4 +67,4 @@ test: lint unit render dataplane build-check clusters-test e2e
 include tests/clusters/clusters.mk
 
 clean:
-	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo kubeferry-state_transfer-*.tar.gz
+	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo .matrix kubeferry-state_transfer-*.tar.gz

@@ -3,7 +3,8 @@
 """Progress of a running copy, read from the transfer program's own log lines.
 
 rsync: ``--info=progress2`` lines (redrawn with carriage returns) and the ``--stats`` block
-it prints at the end. rclone: the ``--stats`` lines of ``-v`` (one-line or block form).
+it prints at the end. rclone: the ``--stats`` blocks of ``-v`` (the one-line form is read too, but it leaves out
+the file count once nothing is in flight, so the role uses the block form).
 """
 
 import datetime
@@ -74,6 +75,8 @@ RCLONE_BYTES = re.compile(
     r"(?:\s*\(xfr#(?P<xfr>\d+)/(?P<xfr_total>\d+)\))?"
 )
 RCLONE_FILES = re.compile(r"Transferred:\s*(?P<done>\d+)\s*/\s*(?P<total>\d+),\s*(?:\d+%|-)\s*$")
+# The last line of a block of stats: a block without a files line has transferred none.
+RCLONE_BLOCK_END = re.compile(r"^Elapsed time:")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_SECONDS["y"] = 365 * 86400
@@ -150,7 +153,13 @@ def parse_rsync(text):
 def parse_rclone(text):
     """Progress from rclone's -v stats lines (one-line or block form)."""
     found = empty_progress()
+    block_counted_files = False
     for line in split_lines(text):
+        if RCLONE_BLOCK_END.match(line):
+            if not block_counted_files:  # rclone leaves the line out while it is 0 of 0
+                found["files"] = found["total_files"] = 0
+            block_counted_files = False
+            continue
         match = RCLONE_BYTES.search(line)
         if match:
             found["bytes"] = rclone_size(match.group("done"), match.group("done_unit"))
@@ -170,6 +179,7 @@ def parse_rclone(text):
         if match:
             found["files"] = int(match.group("done"))
             found["total_files"] = int(match.group("total"))
+            block_counted_files = True
     return found
 
 

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from . import pvcs
 from .node.testing import pod_body, wait_for, wait_gone, wait_pod, wait_ready
 
 pytestmark = pytest.mark.clusters
@@ -163,6 +164,45 @@ def test_volumes_modes_uids_and_read_only(clusters, namespace):
     st = os.stat(host_file)
     assert (st.st_uid, st.st_gid) == (1000, 2000)  # setgid directory from fsGroup
     assert stat.S_IMODE(os.stat(pv.spec.host_path.path).st_mode) & 0o2000
+
+
+def test_fs_group_leaves_a_read_only_pvc_as_it_is(clusters, namespace):
+    """Like kubelet (csi_mounter supportsFSGroup: not when read-only): no chown, no chmod."""
+    core = _core(clusters)
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "source"},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    root = pvcs.host_dir(core.api_client, namespace, "source")
+    private = os.path.join(root, "private.txt")
+    with open(private, "w") as fh:
+        fh.write("only root reads this\n")
+    os.chmod(private, 0o600)
+    os.chmod(root, 0o755)
+    body = pod_body(
+        "reader",
+        "stat -c '%a %u %g' /source/private.txt",
+        securityContext={"runAsUser": 0, "fsGroup": 2000},
+        volumes=[
+            {
+                "name": "source",
+                "persistentVolumeClaim": {"claimName": "source", "readOnly": True},
+            }
+        ],
+        container={"volumeMounts": [{"name": "source", "mountPath": "/source", "readOnly": True}]},
+    )
+    core.create_namespaced_pod(namespace, body)
+    pod = wait_pod(core, namespace, "reader")
+    logs = core.read_namespaced_pod_log("reader", namespace)
+    assert pod.status.phase == "Succeeded", logs
+    assert logs.split() == ["600", "0", "0"]
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o755
 
 
 def test_unbound_pvc_and_unmatched_selector_keep_pods_pending(clusters, namespace):

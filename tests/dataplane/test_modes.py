@@ -27,11 +27,7 @@ def test_restricted_mode_runs_non_root(rendered, cluster_for, workdir, transfer)
     cluster = cluster_for(combo)
     source = make_dir(os.path.join(workdir, "source-pvc"))
     tree.build(source, specials=False)
-    # A workload running as RUN_AS owns its files; one world-readable file of another user.
-    for dirpath, dirnames, filenames in os.walk(source):
-        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-            if not name.endswith("by-65534") and "lost+found" not in name:
-                os.lchown(name, RUN_AS, RUN_AS)
+    tree.give_to_workload(source, RUN_AS)
     before = tree.snapshot(source)
     # The destination volume as the kubelet leaves it for an fsGroup: root-owned, setgid.
     destination = make_dir(os.path.join(workdir, "destination-pvc"), 0o2775, 0, RUN_AS)

@@ -82,6 +82,15 @@ def build(root, specials=True, many=0, owners=True):
     _touch(root, 21)
 
 
+def give_to_workload(root, uid):
+    """As a non-root workload running as uid leaves it: it owns everything (uid:uid) but
+    lost+found and one world-readable file of another user (owned/by-65534)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for path in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            if not path.endswith("by-65534") and "lost+found" not in path:
+                os.lchown(path, uid, uid)
+
+
 def _acl(path):
     result = subprocess.run(
         ["getfacl", "--omit-header", "--numeric", "--physical", path],
@@ -146,3 +155,78 @@ def hard_link_groups(snap):
         if entry["type"] == stat.S_IFREG:
             groups.setdefault(entry["inode"], set()).add(rel)
     return sorted(sorted(group) for group in groups.values() if len(group) > 1)
+
+
+def without_lost_found(snap):
+    """The volume's lost+found belongs to its file system: never copied, never compared."""
+    return dict(
+        (k, v) for k, v in snap.items() if k != "lost+found" and not k.startswith("lost+found/")
+    )
+
+
+def _mismatches(rel, source_entry, copied_entry, keys):
+    return [
+        "{0}: {1} {2!r} != {3!r}".format(rel, key, copied_entry[key], source_entry[key])
+        for key in keys
+        if copied_entry[key] != source_entry[key]
+    ]
+
+
+def _missing_and_extra(expected, copied):
+    return ["missing: {0}".format(rel) for rel in sorted(set(expected) - set(copied))] + [
+        "not on the source: {0}".format(rel) for rel in sorted(set(copied) - set(expected))
+    ]
+
+
+def rsync_differences(source_snap, copied_snap, owners=True, root=True, specials=True):
+    """What rsync is documented to keep (roles/transfer_rsync/README.md) but did not.
+
+    owners=False, root=False, specials=False is restricted mode: owners, the volume root's
+    own mode and times, and devices/FIFOs are not kept there. Returns a list of problems.
+    """
+    expected = without_lost_found(source_snap)
+    copied = without_lost_found(copied_snap)
+    if not specials:
+        expected = dict(
+            (k, v)
+            for k, v in expected.items()
+            if v["type"] in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+        )
+    problems = _missing_and_extra(expected, copied)
+    for rel, entry in sorted(expected.items()):
+        if rel not in copied or (rel == "." and not root):
+            continue  # the volume root belongs to the cluster (fsGroup) in restricted mode
+        keys = ["type", "mode", "size", "sha256", "link", "xattrs", "acl", "mtime_ns"]
+        if entry["type"] == stat.S_IFREG:
+            keys.append("nlink")
+        if owners:
+            keys += ["uid", "gid", "rdev"]
+        problems += _mismatches(rel, entry, copied[rel], keys)
+    if hard_link_groups(copied) != hard_link_groups(expected):
+        problems.append("hard link groups differ")
+    for rel, entry in expected.items():
+        if rel in copied and entry["size"] and entry["blocks"] * 512 * 4 < entry["size"]:
+            if copied[rel]["blocks"] > 2 * entry["blocks"] + 64:
+                problems.append("{0}: sparse file was filled".format(rel))
+    return problems
+
+
+def rclone_differences(source_snap, copied_snap):
+    """What rclone keeps: contents, sizes, file mtimes to the second, symlinks, directories."""
+    expected = dict(
+        (k, v)
+        for k, v in without_lost_found(source_snap).items()
+        if v["type"] in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK) and k != "."
+    )
+    copied = dict((k, v) for k, v in without_lost_found(copied_snap).items() if k != ".")
+    problems = _missing_and_extra(expected, copied)
+    for rel, entry in sorted(expected.items()):
+        if rel not in copied:
+            continue
+        got = copied[rel]
+        problems += _mismatches(rel, entry, got, ["type", "link"])
+        if entry["type"] == stat.S_IFREG:
+            problems += _mismatches(rel, entry, got, ["size", "sha256"])
+            if got["mtime_ns"] // 10**9 != entry["mtime_ns"] // 10**9:
+                problems.append("{0}: mtime to the second differs".format(rel))
+    return problems

@@ -6,42 +6,21 @@ runs of `make test`.
 """
 
 import os
-import stat
+import threading
+import time
 
 import pytest
 from dataplane import tree
 
-from .conftest import output_of
+from .playbook import output_of
 
 pytestmark = [pytest.mark.clusters, pytest.mark.e2e]
 
-# What rsync keeps (docs/contract.md, roles/transfer_rsync/README.md).
-RSYNC_KEPT = (
-    "type",
-    "mode",
-    "uid",
-    "gid",
-    "mtime_ns",
-    "size",
-    "link",
-    "sha256",
-    "xattrs",
-    "acl",
-    "rdev",
-)
 
-
-def assert_same_tree(source, destination, kept):
-    expected = {rel: entry for rel, entry in source.items() if not rel.startswith("lost+found")}
-    assert sorted(destination) == sorted(expected), "paths differ"
-    for rel, entry in expected.items():
-        got = destination[rel]
-        for key in kept:
-            if rel == "." and key == "mtime_ns":
-                continue
-            assert got[key] == entry[key], "{0}: {1} {2!r} != {3!r}".format(
-                rel, key, got[key], entry[key]
-            )
+def assert_rsync_kept(source_snap, copied_snap, **fidelity):
+    """Everything rsync is documented to keep (roles/transfer_rsync/README.md)."""
+    problems = tree.rsync_differences(source_snap, copied_snap, **fidelity)
+    assert not problems, "\n".join(problems[:20])
 
 
 def test_rsync_over_stunnel_through_a_load_balancer(transfer):
@@ -74,15 +53,12 @@ def test_rsync_over_stunnel_through_a_load_balancer(transfer):
     assert transfer.pvc_names("destination") == ["data", "logs-copy"]
 
     copied = tree.snapshot(transfer.pvc_dir("destination", "data"))
-    assert_same_tree(source_before["data"], copied, RSYNC_KEPT)
-    assert tree.hard_link_groups(copied) == tree.hard_link_groups(source_before["data"])
+    assert_rsync_kept(source_before["data"], copied)
     assert copied["sparse.img"]["blocks"] < copied["sparse.img"]["size"] // 512 // 4, (
         "sparse file was filled"
     )
-    assert_same_tree(
-        source_before["logs"],
-        tree.snapshot(transfer.pvc_dir("destination", "logs-copy")),
-        RSYNC_KEPT,
+    assert_rsync_kept(
+        source_before["logs"], tree.snapshot(transfer.pvc_dir("destination", "logs-copy"))
     )
     assert {"data": tree.snapshot(data), "logs": tree.snapshot(logs)} == source_before, (
         "the source changed"
@@ -112,9 +88,8 @@ def test_rclone_over_stunnel_through_a_passthrough_route(transfer):
     assert result.returncode == 0, output_of(result)
     assert "SNI" in result.stdout
     copied = tree.snapshot(transfer.pvc_dir("destination", "data-copy"))
-    for rel, entry in before.items():
-        if entry["type"] == stat.S_IFREG and not rel.startswith("lost+found"):
-            assert copied[rel]["sha256"] == entry["sha256"], rel
+    problems = tree.rclone_differences(before, copied)
+    assert not problems, "\n".join(problems[:20])
     assert transfer.leftovers() == []
     assert tree.snapshot(data) == before
 
@@ -130,7 +105,116 @@ def test_rsync_without_encryption_over_a_node_port(transfer):
         state_transfer_endpoint="node_port",
     )
     assert result.returncode == 0, output_of(result)
-    assert_same_tree(before, tree.snapshot(transfer.pvc_dir("destination", "data")), RSYNC_KEPT)
+    assert_rsync_kept(before, tree.snapshot(transfer.pvc_dir("destination", "data")))
+    assert transfer.leftovers() == []
+
+
+# The longest name Kubernetes allows for a PVC (a DNS label): 63 characters.
+LONGEST_NAME = "customer-invoices-archive-of-the-online-shop-eu-west-1-zone-b-01"[:63]
+
+
+ACTIVE = ("Pending", "Running")
+
+
+class ClientPodWatch(threading.Thread):
+    """Counts the destination's client pods that are pending or running, every 0.2 s."""
+
+    def __init__(self, transfer, limit_seconds=900):
+        super().__init__(daemon=True)
+        self.transfer = transfer
+        self.deadline = time.monotonic() + limit_seconds
+        self.stop = threading.Event()
+        self.most_at_once = 0
+        self.seen = set()
+
+    def run(self):  # a thread created in kf-world stays there (setns is per thread)
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            pods = self.transfer.core["destination"].list_namespaced_pod(
+                self.transfer.namespaces["destination"], label_selector="kubeferry.io/side=client"
+            )
+            active = [p.metadata.name for p in pods.items if p.status.phase in ACTIVE]
+            self.seen.update(active)
+            self.most_at_once = max(self.most_at_once, len(active))
+            self.stop.wait(0.2)
+
+
+def test_several_pvcs_of_different_sizes_at_most_two_at_a_time(transfer):
+    assert len(LONGEST_NAME) == 63
+    contents = {"orders": 24, "media": 40, "sessions": 2, LONGEST_NAME: 8}  # MiB of data
+    sizes = {"orders": "1Gi", "media": "3Gi", "sessions": "256Mi", LONGEST_NAME: "2Gi"}
+    before = {}
+    for name, mib in contents.items():
+        root = transfer.create_pvc("source", name, size=sizes[name])
+        os.makedirs(os.path.join(root, "nested", "deeper"))
+        for index in range(mib):
+            with open(os.path.join(root, "nested", "deeper", "part-{0}".format(index)), "wb") as h:
+                h.write(os.urandom(tree.MIB))
+        before[name] = tree.snapshot(root)
+    pairs = [{"source": name} for name in contents]
+    pairs[0]["destination"] = LONGEST_NAME[:-1] + "x"  # a 63-character destination name too
+
+    watch = ClientPodWatch(transfer)
+    watch.start()
+    try:
+        result = transfer.playbook(
+            state_transfer_pvcs=pairs,
+            state_transfer_transfer="rsync",
+            state_transfer_transport="stunnel",
+            state_transfer_endpoint="node_port",
+            state_transfer_parallel=2,
+            state_transfer_bwlimit="10M",  # every pod lives long enough to be seen
+        )
+    finally:
+        watch.stop.set()
+        watch.join()
+    assert result.returncode == 0, output_of(result)
+    assert len(watch.seen) == 4, watch.seen
+    assert watch.most_at_once == 2, "client pods at once: {0}".format(watch.most_at_once)
+
+    destination = {pair["source"]: pair.get("destination", pair["source"]) for pair in pairs}
+    states = {entry["pvc"]: entry["state"] for entry in result.report["pvcs"]}
+    assert states == {name: "success" for name in destination.values()}
+    claims = {
+        p.metadata.name: p.spec.resources.requests["storage"]
+        for p in transfer.core["destination"]
+        .list_namespaced_persistent_volume_claim(transfer.namespaces["destination"])
+        .items
+    }
+    assert claims == {destination[name]: sizes[name] for name in contents}
+    for name, copy in destination.items():
+        assert_rsync_kept(before[name], tree.snapshot(transfer.pvc_dir("destination", copy)))
+    assert transfer.leftovers() == []
+
+
+RUN_AS = 1000
+
+
+def test_restricted_mode_keeps_everything_but_owners(transfer):
+    """Non-root pods: contents, modes, times, hard links, ACLs and xattrs; owners become
+    run_as_user (the documented difference from preserve mode)."""
+    data = transfer.create_pvc("source", "data")
+    tree.build(data, specials=False)
+    tree.give_to_workload(data, RUN_AS)
+    before = tree.snapshot(data)
+    assert before["owned/by-65534"]["uid"] == 65534
+    result = transfer.playbook(
+        state_transfer_pvcs=["data"],
+        state_transfer_transfer="rsync",
+        state_transfer_transport="stunnel",
+        state_transfer_endpoint="route",
+        state_transfer_mode="restricted",
+        state_transfer_run_as_user=RUN_AS,
+    )
+    assert result.returncode == 0, output_of(result)
+    copied = tree.snapshot(transfer.pvc_dir("destination", "data"))
+    assert_rsync_kept(before, copied, owners=False, root=False, specials=False)
+    owners = {
+        (entry["uid"], entry["gid"])
+        for rel, entry in tree.without_lost_found(copied).items()
+        if rel != "."
+    }
+    assert owners == {(RUN_AS, RUN_AS)}, owners
+    assert tree.snapshot(data) == before
     assert transfer.leftovers() == []
 
 

@@ -41,3 +41,34 @@ def test_every_part_role_documents_its_inputs():
                     )
         for name in defaults or {}:
             assert any(name in spec.get("options", {}) for spec in specs.values()), (role, name)
+
+
+def test_the_readme_matrix_is_the_one_make_matrix_checks():
+    """README's compatibility table and tests/matrix/expected.yml: same rows, same states;
+    and a refused row is exactly what the preflight refuses."""
+    from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils import checks
+
+    expected = load(ROOT, "tests", "matrix", "expected.yml")
+    readme = load(ROOT, "README.md")
+    section = readme.split("## Compatibility matrix", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| rsync") or line.startswith("| rclone")
+    ]
+    header = next(line for line in section.splitlines() if line.startswith("| transfer"))
+    endpoints = [cell.strip() for cell in header.strip("|").split("|")][2:]
+    from_readme = {}
+    for transfer, transport, *cells in rows:
+        for endpoint, cell in zip(endpoints, cells):
+            state = "refused" if cell.startswith("**refused**") else cell.split()[0].strip(",")
+            from_readme[(transfer, transport, endpoint)] = state
+    from_expected = {(r["transfer"], r["transport"], r["endpoint"]): r["state"] for r in expected}
+    assert len(from_expected) == 12
+    assert from_readme == from_expected
+    refused = {key for key, state in from_expected.items() if state == "refused"}
+    assert refused == set(checks.UNSUPPORTED)
+    for row in expected:
+        if row["state"] == "refused":
+            key = (row["transfer"], row["transport"], row["endpoint"])
+            assert row["refused_because"] in checks.UNSUPPORTED[key]

@@ -285,7 +285,8 @@ class Materialiser:
             elif "persistentVolumeClaim" in vol:
                 src = vol["persistentVolumeClaim"]
                 path = self._pvc_dir(src["claimName"])
-                self._apply_fs_group_tree(path)
+                if not src.get("readOnly"):  # kubelet never changes a read-only volume
+                    self._apply_fs_group_tree(path)
                 out[name] = (path, bool(src.get("readOnly")))
             elif "hostPath" in vol:
                 hp = vol["hostPath"]

@@ -129,6 +129,28 @@ def test_rclone_block_form(kube):
     assert (done["files"], done["total_files"], done["percent"]) == (240, 240, 100)
 
 
+def test_rclone_block_without_a_files_line_has_moved_none():
+    # rclone 1.60, a copy that found nothing to do: no "Transferred: n / m" files line.
+    found = parse_rclone(
+        "2026/11/27 08:10:51 INFO  : There was nothing to transfer\n"
+        "2026/11/27 08:10:51 INFO  : \n"
+        "Transferred:   \t          0 B / 0 B, -, 0 B/s, ETA -\n"
+        "Checks:                 3 / 3, 100%\n"
+        "Elapsed time:         0.0s\n"
+    )
+    assert (found["files"], found["total_files"], found["bytes"]) == (0, 0, 0)
+    # ... and one that copied a single small file in under a second.
+    found = parse_rclone(
+        "2026/11/27 08:10:16 INFO  : many/changed.txt: Copied (new)\n"
+        "2026/11/27 08:10:16 INFO  : \n"
+        "Transferred:   \t         49 B / 49 B, 100%, 0 B/s, ETA -\n"
+        "Checks:               613 / 613, 100%\n"
+        "Transferred:            1 / 1, 100%\n"
+        "Elapsed time:         0.9s\n"
+    )
+    assert (found["files"], found["total_files"], found["bytes"]) == (1, 1, 49)
+
+
 def test_rclone_example_lines_from_the_docs():
     found = parse_rclone(
         "Transferred:   \t   10.000 MiB / 20.000 MiB, 50%, 5.000 MiB/s, ETA 2s\n"
