@@ -54,9 +54,11 @@ demo: venv system-packages clusters-binaries
 matrix: venv system-packages clusters-binaries
 	PYTHONPATH=tests $(BIN)/python -m matrix $(MATRIX_ARGS)
 
-# The playbook end to end on the local twin clusters (started for the run if not up).
+# The playbook end to end on the local twin clusters (started for the run if not up): the
+# end-to-end stories, then every combination of the matrix on the small data set.
 e2e: venv system-packages clusters-binaries
 	$(BIN)/pytest tests/e2e
+	PYTHONPATH=tests $(BIN)/python -m matrix --scale small
 
 build-check: venv
 	tests/build_check.sh

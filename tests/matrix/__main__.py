@@ -98,7 +98,12 @@ def run_row(transfer: Transfer, row: dict, source_dir: str, before: dict) -> dic
         return result
 
     pvc = (first.report or {}).get("pvcs", [{}])[0]
-    result.update(state="functional", bytes=pvc.get("bytes"), files=pvc.get("files"))
+    result.update(
+        state="functional",
+        bytes=pvc.get("bytes"),
+        files=pvc.get("files"),
+        data_seconds=pvc.get("duration_seconds"),
+    )
     copied_dir = transfer.pvc_dir("destination", destination)
     problems += differences(row["transfer"], before, tree.snapshot(copied_dir))
     problems += [f"left behind: {item}" for item in transfer.leftovers()]
@@ -151,12 +156,15 @@ def human(size) -> str:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| transfer | transport | endpoint | state | expected | bytes | files | seconds "
-        "| re-run files / s | verification |",
+        "| transfer | transport | endpoint | state | expected | bytes | files moved "
+        "| seconds (data) | re-run: files, seconds | verification |",
         "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
-        rerun = f"{r['rerun']['files']} / {r['rerun']['seconds']}" if r.get("rerun") else "-"
+        rerun = f"{r['rerun']['files']}, {r['rerun']['seconds']}" if r.get("rerun") else "-"
+        seconds = r["seconds"]
+        if r.get("data_seconds") is not None:
+            seconds = f"{seconds} ({r['data_seconds']})"
         files = "-" if r["files"] is None else r["files"]
         verification = r["verification"]
         if r["state"] == "refused":
@@ -164,7 +172,7 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"| {r['transfer']} | {r['transport']} | {r['endpoint']} | {r['state']} "
             f"| {r['expected']} | {human(r['bytes'])} | {files} "
-            f"| {r['seconds']} | {rerun} | {verification.replace('|', '/')} |"
+            f"| {seconds} | {rerun} | {verification.replace('|', '/')} |"
         )
     return "\n".join(lines)
 
