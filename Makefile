@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit render dataplane e2e build-check test demo matrix clean
+.PHONY: venv system-packages lint unit sanity render dataplane e2e build-check test demo matrix clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -38,6 +38,15 @@ lint: venv
 
 unit: venv
 	$(BIN)/pytest tests/unit
+
+# ansible-test sanity (no ignore files) and units on the oldest and the newest supported
+# ansible-core, each in a pinned venv under ~/.cache/kubeferry/sanity-venvs (one version:
+# SANITY_VERSIONS=2.19.14). ansible-test needs the collection at
+# .../ansible_collections/kubeferry/state_transfer, so it runs on a copy of the working tree
+# there (tests/sanity.sh).
+sanity: venv
+	@$(MAKE) --no-print-directory system-packages DEBIAN_PACKAGES=shellcheck
+	VENV=$(VENV) tests/sanity.sh $(SANITY_VERSIONS)
 
 render: venv
 	$(BIN)/pytest tests/render

@@ -6,6 +6,10 @@ Everything handed to the predicates is a plain dict (``ResourceInstance.to_dict(
 same shape as the YAML fixtures of the unit tests.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import copy
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC

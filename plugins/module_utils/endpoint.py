@@ -2,6 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the other cluster dials for a Route or a NodePort Service: host, port and SNI."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
     ModuleFailure,
     TransientError,

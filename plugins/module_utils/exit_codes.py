@@ -6,6 +6,10 @@ A partial copy is never a success: rsync 23 (some files or attributes were not t
 is a failure; only 24 (files vanished on a live source) is a warning.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 SUCCESS, WARNING, FAILED = "success", "warning", "failed"
 
 # rsync(1), section EXIT VALUES.

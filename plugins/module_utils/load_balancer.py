@@ -2,6 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The address of a LoadBalancer Service, once it has one that resolves."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import socket
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (

@@ -6,6 +6,10 @@
 module reads Pods and logs and hands them to it through the one waiter.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
     ModuleFailure,
     TransientError,

@@ -7,6 +7,10 @@ it prints at the end. rclone: the ``--stats`` blocks of ``-v`` (the one-line for
 too, but it leaves out the file count once nothing is in flight, so the role uses blocks).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import datetime
 import re
 

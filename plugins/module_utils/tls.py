@@ -6,6 +6,10 @@ Both sides of stunnel verify the peer against this CA (mutual TLS), so a certifi
 another CA signed, or a leaked certificate of another run, is refused.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import datetime
 
 try:

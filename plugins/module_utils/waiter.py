@@ -9,6 +9,10 @@ pure, that returns the reason why waiting longer is pointless (an image that can
 a Route the router rejected) so that the wait ends at once instead of at the timeout.
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import time
 
 

@@ -3,6 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Imports follow the documentation, as ansible-test's validate-modules requires.
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 DOCUMENTATION = r"""
 module: pod_wait
 short_description: Wait until Pods are ready or completed, failing fast when they cannot be

@@ -1,6 +1,7 @@
 """Shared helpers of the unit tests: API fixtures, a fake clock, and running a module."""
 
 import copy
+import gzip
 import json
 import pathlib
 from unittest import mock
@@ -22,9 +23,13 @@ def api_object(kind_file, case):
 
 
 def log_fixture(name):
-    """A transfer program's real output, captured by running it (see fixtures/logs)."""
-    with open(FIXTURES / "logs" / name, encoding="utf-8", newline="") as handle:
-        return handle.read()
+    """A transfer program's real output, captured by running it (see fixtures/logs).
+
+    Outputs with carriage returns (rsync's progress) are kept gzipped, byte for byte: a text
+    file with a carriage return fails ansible-test's line-endings sanity test.
+    """
+    data = (FIXTURES / "logs" / name).read_bytes()
+    return (gzip.decompress(data) if name.endswith(".gz") else data).decode("utf-8")
 
 
 class FakeClock:
@@ -102,6 +107,18 @@ def fake_client(reads, logs=None):
     return client
 
 
+def patch_module_args(args):
+    """The arguments a module run in-process reads, as ansible-core's test helper sets them."""
+    try:
+        from ansible.module_utils.testing import patch_module_args as patch
+    except ImportError:  # ansible-core < 2.19: modules read basic._ANSIBLE_ARGS
+        from ansible.module_utils import basic
+
+        data = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode("utf-8")
+        return mock.patch.object(basic, "_ANSIBLE_ARGS", data)
+    return patch(args)
+
+
 class ModuleExit(Exception):
     def __init__(self, result, failed):
         super().__init__(result.get("msg", ""))
@@ -115,7 +132,6 @@ def run_module(module, args, client=None, check_mode=False, factory=None):
     ``factory`` replaces kubernetes.core's get_api_client (it gets ``module=``).
     """
     from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
 
     from ansible_collections.kubeferry.state_transfer.plugins.module_utils import cluster
 

@@ -1,5 +1,9 @@
 """Predicates of the endpoint waits on real Service, Route and Node shapes."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (

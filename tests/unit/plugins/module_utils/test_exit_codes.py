@@ -1,5 +1,9 @@
 """Exit codes of rsync and rclone: a partial copy is never a success."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.exit_codes import (

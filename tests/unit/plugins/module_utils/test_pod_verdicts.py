@@ -1,5 +1,9 @@
 """pod_verdict on real Pod shapes: done, still waiting, or failed for a reason waiting won't fix."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.pods import (

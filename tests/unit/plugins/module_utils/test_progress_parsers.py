@@ -6,6 +6,10 @@ also with a missing source directory for exit 23 and files deleted mid-copy for 
 ``rclone copy -v --stats 1s [--stats-one-line]`` (also against a refused HTTP remote).
 """
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import datetime
 
 import pytest
@@ -28,7 +32,7 @@ MIB = 1024 * 1024
 
 
 def test_log_tails_show_what_a_terminal_shows(kube):
-    shown = screen_lines(kube.log_fixture("rsync_exit23.log"))
+    shown = screen_lines(kube.log_fixture("rsync_exit23.log.gz"))
     assert shown[0] == (
         'rsync: [sender] change_dir "/mnt/source/missing" failed: No such file or directory (2)'
     )
@@ -38,13 +42,13 @@ def test_log_tails_show_what_a_terminal_shows(kube):
 
 
 def test_rsync_carriage_returns_are_line_breaks(kube):
-    text = kube.log_fixture("rsync_daemon_pull_running.log")
+    text = kube.log_fixture("rsync_daemon_pull_running.log.gz")
     assert "\r" in text and text.count("\n") < 3
     assert len(split_lines(text)) > 40
 
 
 def test_rsync_running_with_incremental_recursion(kube):
-    found = parse_rsync(kube.log_fixture("rsync_daemon_pull_running.log"))
+    found = parse_rsync(kube.log_fixture("rsync_daemon_pull_running.log.gz"))
     assert found["complete"] is False
     assert found["files"] == 53  # xfr#53 of the last, partial-free progress line
     assert found["total_files"] == 1133  # ir-chk=.../1133
@@ -55,7 +59,7 @@ def test_rsync_running_with_incremental_recursion(kube):
 
 
 def test_rsync_stats_block_gives_the_final_numbers(kube):
-    found = parse_rsync(kube.log_fixture("rsync_progress2_stats_exit0.log"))
+    found = parse_rsync(kube.log_fixture("rsync_progress2_stats_exit0.log.gz"))
     assert found["complete"] is True
     assert found["bytes"] == 246000692  # Total transferred file size
     assert found["total_bytes"] == 246000694  # Total file size
@@ -66,14 +70,14 @@ def test_rsync_stats_block_gives_the_final_numbers(kube):
 
 
 def test_rsync_daemon_pull_done(kube):
-    found = parse_rsync(kube.log_fixture("rsync_daemon_pull_done_tail.log"))
+    found = parse_rsync(kube.log_fixture("rsync_daemon_pull_done_tail.log.gz"))
     assert (found["files"], found["total_files"]) == (1201, 1322)
     assert found["bytes"] == found["total_bytes"] == 3006480
 
 
 @pytest.mark.parametrize(
     "name, files, transferred",
-    [("rsync_exit23.log", 200, 692), ("rsync_exit24_vanished.log", 30, 6000000)],
+    [("rsync_exit23.log.gz", 200, 692), ("rsync_exit24_vanished.log.gz", 30, 6000000)],
 )
 def test_rsync_failed_runs_still_report_their_stats(kube, name, files, transferred):
     found = parse_rsync(kube.log_fixture(name))
@@ -191,7 +195,7 @@ def test_pod_progress_while_running(kube):
     entry = pod_progress(
         kube.api_object("pods", "transfer_running"),
         spec(),
-        kube.log_fixture("rsync_daemon_pull_running.log"),
+        kube.log_fixture("rsync_daemon_pull_running.log.gz"),
         5,
     )
     assert entry["phase"] == "Running"
@@ -207,7 +211,10 @@ def test_pod_progress_while_running(kube):
 
 def test_pod_progress_finished_with_exit_23_is_not_a_terminal_failure(kube):
     entry = pod_progress(
-        kube.api_object("pods", "completed_exit23"), spec(), kube.log_fixture("rsync_exit23.log"), 3
+        kube.api_object("pods", "completed_exit23"),
+        spec(),
+        kube.log_fixture("rsync_exit23.log.gz"),
+        3,
     )
     assert entry["finished"] is True
     assert entry["exit_code"] == 23
@@ -253,17 +260,20 @@ def test_summary_classifies_and_computes_rates(kube):
     ok = pod_progress(
         kube.api_object("pods", "completed_success"),
         spec(),
-        kube.log_fixture("rsync_progress2_stats_exit0.log"),
+        kube.log_fixture("rsync_progress2_stats_exit0.log.gz"),
         2,
     )
     vanished = pod_progress(
         kube.api_object("pods", "completed_exit24"),
         spec(),
-        kube.log_fixture("rsync_exit24_vanished.log"),
+        kube.log_fixture("rsync_exit24_vanished.log.gz"),
         2,
     )
     partial = pod_progress(
-        kube.api_object("pods", "completed_exit23"), spec(), kube.log_fixture("rsync_exit23.log"), 2
+        kube.api_object("pods", "completed_exit23"),
+        spec(),
+        kube.log_fixture("rsync_exit23.log.gz"),
+        2,
     )
     rows = summarise([ok, vanished, partial], NOW)
     assert [row["state"] for row in rows] == ["success", "warning", "failed"]

@@ -1,5 +1,9 @@
 """The run's CA, server and client certificates, checked with cryptography itself."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import datetime
 
 import pytest

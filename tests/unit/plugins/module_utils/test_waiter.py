@@ -1,5 +1,9 @@
 """The one wait loop: predicate, failure, timeout, retries, all on a fake clock."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.waiter import (

@@ -1,5 +1,9 @@
 """endpoint_address run as a module against a mocked client."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import itertools
 
 from ansible_collections.kubeferry.state_transfer.plugins.modules import endpoint_address
@@ -121,7 +125,8 @@ def test_node_port_local_policy_waits_for_the_pods_node(kube, clock):
 
 def test_node_port_without_usable_node_times_out_and_says_what_is_missing(kube, clock):
     reads = itertools.chain.from_iterable(
-        node_port_reads(kube, "nodeport", ["worker_internal_only"]) for _ in itertools.count()
+        node_port_reads(kube, "nodeport", ["worker_internal_only"])
+        for _attempt in itertools.count()
     )
     result, failed, _client = run(
         kube, dict(NODE_PORT, address_types=["ExternalIP"], wait_timeout=10), reads

@@ -1,5 +1,9 @@
 """load_balancer_address run as a module against a mocked client."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import itertools
 import socket
 
@@ -185,7 +189,7 @@ def test_connection_options_reach_the_client_factory(kube, clock):
 
 
 def test_an_api_that_never_answers_is_not_blamed_on_the_load_balancer(kube, clock):
-    errors = (kube.api_error(503, "Service Unavailable") for _ in iter(int, 1))
+    errors = (kube.api_error(503, "Service Unavailable") for _attempt in iter(int, 1))
     result, failed, _client = run(kube, errors, wait_timeout=30)
     assert failed
     assert result["msg"].startswith(

@@ -1,5 +1,9 @@
 """Every module's DOCUMENTATION matches its argument spec; EXAMPLES and RETURN parse."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 import yaml
 
@@ -87,13 +91,3 @@ def test_examples_use_fqcn_and_return_parses(name):
 def test_secrets_are_no_log():
     spec = load_balancer_address.argspec()
     assert spec["api_key"]["no_log"] and spec["kubeconfig"]["no_log"] and spec["password"]["no_log"]
-
-
-def test_the_action_plugin_splits_off_exactly_the_documented_watch_options():
-    from ansible_collections.kubeferry.state_transfer.plugins.action import (
-        transfer_progress as progress_action,
-    )
-
-    spec = transfer_progress.argspec()
-    for option, definition in progress_action.WATCH_SPEC.items():
-        assert spec[option] == definition

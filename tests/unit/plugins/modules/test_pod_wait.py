@@ -1,5 +1,9 @@
 """pod_wait run as a module against a mocked client: fast failures with logs, timeouts."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import itertools
 
 from ansible_collections.kubeferry.state_transfer.plugins.modules import pod_wait
@@ -92,7 +96,7 @@ def test_oomkilled(kube, clock):
 
 def test_non_zero_exit_fails_fast_with_the_log(kube, clock):
     reads = pods(kube, "transfer_running", "transfer_exit23_sidecar_running")
-    log = kube.log_fixture("rsync_exit23.log")
+    log = kube.log_fixture("rsync_exit23.log.gz")
     result, failed, client = run(kube, dict(CLIENT, log_lines=2), reads, logs=log)
     assert failed
     assert result["msg"].startswith(

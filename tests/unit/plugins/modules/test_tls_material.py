@@ -1,5 +1,9 @@
 """tls_material run as a module: no cluster, nothing changed, works in check mode."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 from cryptography import x509
 

@@ -1,5 +1,9 @@
 """The transfer_progress module: one snapshot per call."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 from ansible_collections.kubeferry.state_transfer.plugins.modules import transfer_progress
 
 ARGS = dict(
@@ -19,7 +23,7 @@ def test_snapshot(kube):
     client = kube.fake_client(
         [kube.instance(running), kube.instance(finished), kube.not_found()],
         logs=[
-            kube.log_fixture("rsync_daemon_pull_running.log"),
+            kube.log_fixture("rsync_daemon_pull_running.log.gz"),
             kube.log_fixture("rclone_oneline_done.log"),
         ],
     )
