@@ -632,7 +632,7 @@ class NodeAgent:
 
     def _finalize_namespace(self, ns):
         name = ns["metadata"]["name"]
-        if "kubernetes" not in (ns.get("spec") or {}).get("finalizers") or []:
+        if "kubernetes" not in ((ns.get("spec") or {}).get("finalizers") or []):
             return
         state = self.ns_cleanup.setdefault(name, {"last": 0.0})
         now = time.monotonic()
