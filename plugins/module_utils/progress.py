@@ -3,8 +3,9 @@
 """Progress of a running copy, read from the transfer program's own log lines.
 
 rsync: ``--info=progress2`` lines (redrawn with carriage returns) and the ``--stats`` block
-it prints at the end. rclone: the ``--stats`` blocks of ``-v`` (the one-line form is read too, but it leaves out
-the file count once nothing is in flight, so the role uses the block form).
+it prints at the end. rclone: the ``--stats`` blocks of ``-v`` (the one-line form is read
+too, but it leaves out the file count once nothing is in flight, so the role uses the block
+form).
 """
 
 import datetime
