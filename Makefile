@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit sanity render dataplane e2e build-check test demo matrix clean
+.PHONY: venv system-packages lint unit sanity render dataplane e2e build-check ee-context test demo matrix clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -72,10 +72,15 @@ e2e: venv system-packages clusters-binaries
 build-check: venv
 	tests/build_check.sh
 
-test: lint unit render dataplane build-check clusters-test e2e
+# The build context of the execution environment image (execution-environment.yml) in
+# .ee/context, checked; building the image needs podman or docker (docs/awx.md).
+ee-context: venv
+	tests/ee_check.sh
+
+test: lint unit render dataplane build-check ee-context clusters-test e2e
 
 # The local twin clusters (tests/clusters): clusters-binaries, -up, -down, -status, -test.
 include tests/clusters/clusters.mk
 
 clean:
-	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo .matrix kubeferry-state_transfer-*.tar.gz
+	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo .matrix .ee kubeferry-state_transfer-*.tar.gz

@@ -15,6 +15,7 @@ from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils import (
     pods,
     report,
 )
+from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.inputs import normalise
 
 
 def k8s_name(parts, max_length=63):
@@ -23,6 +24,13 @@ def k8s_name(parts, max_length=63):
         return names.k8s_name(parts, max_length)
     except ValueError as error:
         raise AnsibleFilterError("k8s_name: {0}".format(error)) from error
+
+
+def state_transfer_inputs(given):
+    """The role's variables as its tasks read them: strings from AWX surveys or -e converted
+    ("5" -> 5, "true" -> true, "data, logs:copy" -> PVC pairs), flat side variables merged.
+    Problems are reported by state_transfer_input_errors, which takes the same dict."""
+    return normalise(given)[0]
 
 
 def state_transfer_plan(inputs):
@@ -42,7 +50,9 @@ class FilterModule(object):
         return {
             "k8s_name": k8s_name,
             "label_value": names.label_value,
+            "state_transfer_inputs": state_transfer_inputs,
             "state_transfer_plan": state_transfer_plan,
+            "state_transfer_plan_summary": plan.plan_summary,
             "state_transfer_input_errors": checks.input_errors,
             "state_transfer_preflight": checks.cluster_preflight,
             "state_transfer_summary_table": report.summary_table,

@@ -13,6 +13,10 @@ try:
 except ImportError:  # pragma: no cover - the kubernetes client is a documented requirement
     parse_quantity = None
 
+from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.inputs import (
+    BOOLEANS,
+    normalise,
+)
 from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.names import (
     is_dns1123_label,
     is_dns1123_subdomain,
@@ -172,7 +176,15 @@ def pvc_errors(pvcs, source, destination):
             if name is not None and not (isinstance(name, str) and is_dns1123_subdomain(name)):
                 errors.append(
                     "{0}.{1}: {2!r} is not a valid PVC name (lowercase letters, digits, '-' "
-                    "and '.', starting and ending with a letter or digit).".format(where, key, name)
+                    "and '.', starting and ending with a letter or digit).{3}".format(
+                        where,
+                        key,
+                        name,
+                        " Write an item as 'source', 'source:destination' or "
+                        "'source:destination:storage_class'."
+                        if ":" in str(name)
+                        else "",
+                    )
                 )
     if errors:
         return errors
@@ -206,7 +218,8 @@ def connection_errors(side, variable):
     namespace = side.get("namespace")
     if not (isinstance(namespace, str) and is_dns1123_label(namespace)):
         errors.append(
-            "{0}.namespace: {1!r} is not a valid namespace name.".format(variable, namespace)
+            "{0}.namespace: {1!r} is not a valid namespace name (set it in {0} or as "
+            "{0}_namespace).".format(variable, namespace)
         )
     return errors
 
@@ -231,9 +244,13 @@ def environment_errors(environment, sides):
     return errors
 
 
-def input_errors(inputs):
-    """All problems with the role's inputs (a dict of state_transfer_* variables)."""
-    errors = []
+def input_errors(given):
+    """All problems with the role's inputs (a dict of state_transfer_* variables).
+
+    given: the variables as the caller set them; they are checked as the tasks will read
+    them, after inputs.normalise (strings converted, flat side variables merged).
+    """
+    inputs, errors = normalise(given)
     source = inputs.get("state_transfer_source") or {}
     destination = inputs.get("state_transfer_destination") or {}
     errors += connection_errors(source, "state_transfer_source")
@@ -273,6 +290,10 @@ def input_errors(inputs):
         value = inputs.get(variable)
         if value is not None and not (_is_int(value) and value > 0):
             errors.append("{0}: must be a whole number > 0, got {1!r}.".format(variable, value))
+    for variable in BOOLEANS:
+        value = inputs.get(variable)
+        if value is not None and not isinstance(value, bool):
+            errors.append("{0}: must be true or false, got {1!r}.".format(variable, value))
     bwlimit = inputs.get("state_transfer_bwlimit")
     if bwlimit not in (None, "", 0) and not BWLIMIT.match(str(bwlimit)):
         errors.append(

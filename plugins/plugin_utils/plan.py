@@ -145,3 +145,54 @@ def build_plan(source, destination, pvcs, run_id="", mode="preserve", run_as_use
         "server": server,
         "clients": clients,
     }
+
+
+def batches(clients, parallel):
+    """The clients in the groups that run at the same time (state_transfer_parallel)."""
+    return [clients[start : start + parallel] for start in range(0, len(clients), parallel)]
+
+
+def plan_summary(inputs, plan):
+    """What a run with these inputs would do, without secrets: render mode writes it as
+    plan.yaml next to the manifests, for review and for tests of how inputs arrive."""
+    return {
+        "run_id": plan["id"],
+        "transfer": inputs.get("state_transfer_transfer"),
+        "transport": inputs.get("state_transfer_transport"),
+        "endpoint": inputs.get("state_transfer_endpoint"),
+        # Where each side connects; never its credentials (kubeconfig dicts, api_key, ...).
+        "source": _connection_identity(inputs["state_transfer_source"]),
+        "destination": _connection_identity(inputs["state_transfer_destination"]),
+        "pvcs": [
+            dict(
+                (key, pair[key])
+                for key in ("source", "destination", "storage_class")
+                if pair.get(key)
+            )
+            for pair in plan["pairs"]
+        ],
+        "parallel": inputs.get("state_transfer_parallel"),
+        # The same grouping as the clients of a real run (tasks/client.yml).
+        "batches": [
+            [client["pvcs"][0]["destination"] for client in batch]
+            for batch in batches(plan["clients"], inputs.get("state_transfer_parallel"))
+        ],
+        "settings": dict(
+            (name[len("state_transfer_") :], inputs.get(name))
+            for name in (
+                "state_transfer_mode",
+                "state_transfer_run_as_user",
+                "state_transfer_create_destination_pvcs",
+                "state_transfer_destination_storage_class",
+                "state_transfer_mirror",
+                "state_transfer_compress",
+                "state_transfer_bwlimit",
+                "state_transfer_excludes",
+                "state_transfer_rsync_extra_args",
+                "state_transfer_server_timeout",
+                "state_transfer_endpoint_timeout",
+                "state_transfer_transfer_timeout",
+                "state_transfer_progress_interval",
+            )
+        ),
+    }
