@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -279,7 +280,17 @@ def test_rbac_denies_a_serviceaccount_without_rights(clusters, namespace):
             "subjects": [{"kind": "ServiceAccount", "name": "nobody", "namespace": namespace}],
         },
     )
-    assert as_nobody.list_namespaced_pod(namespace).items == []
+    # The RBAC authorizer reads bindings from its informer cache: a new binding takes effect
+    # within moments, not at once (a bounded wait, 10 s at most).
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert as_nobody.list_namespaced_pod(namespace).items == []
+            break
+        except _api_exception() as error:
+            if error.status != 403 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
     # The other cluster has its own signing key: the token means nothing there.
     elsewhere = k8s.CoreV1Api(_client_with_token(clusters, "destination", token))
