@@ -36,7 +36,7 @@ def fill_sample_data(root: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"image-{index:04d}.txt").write_text(f"picture {index}\n" * 20)
     with open(Path(root, "database.dump"), "wb") as handle:
-        for _ in range(64):
+        for _mib in range(64):
             handle.write(os.urandom(1024 * 1024))
 
 

@@ -3,10 +3,11 @@
 # collection supports (meta/runtime.yml: requires_ansible >=2.16), with no ignore files.
 #
 # ansible-test only works on a collection at .../ansible_collections/<namespace>/<name> (a real
-# directory), so the tracked files of the working tree (uncommitted changes included) are copied
-# to a scratch tree next to kubernetes.core (from the pinned `ansible` package in .venv, as in
-# tests/build_check.sh: there is no Galaxy server here). Each ansible-core gets its own virtual
-# environment outside the repository, created on first use with pinned versions.
+# directory), so the tracked and new files of the working tree (uncommitted changes included),
+# the repository's test harness too, are copied to a scratch tree next to kubernetes.core (from
+# the pinned `ansible` package in .venv, as in tests/release_check.sh: there is no Galaxy server
+# here). Each ansible-core gets its own virtual environment outside the repository, created on
+# first use with pinned versions.
 #
 #   tests/sanity.sh [ansible-core version ...]   (default: the versions below)
 #   SANITY_TESTS="sanity units"                  (default; name one to run only that command)
@@ -38,16 +39,15 @@ site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 kubernetes_core=$site/ansible_collections/kubernetes/core
 [ -f "$kubernetes_core/MANIFEST.json" ] || { echo "no kubernetes.core in $VENV (make venv)" >&2; exit 1; }
 
-# The scratch tree: this collection's tracked and new (not ignored) files, and kubernetes.core.
-# Left out: the code of the repository's own test harness (demo, CI, the local clusters, data
-# plane, render, e2e and matrix tests: pytest suites linted by `make lint`, neither shipped nor
-# run by ansible-test); its data files stay, tests/unit reads tests/matrix/expected.yml.
-HARNESS_CODE='^(demo/|\.ci/|tests/([^/]*|(clusters|dataplane|e2e|matrix|render)/.*)\.(py|sh|mk)$)'
+# The scratch tree: all of this collection's tracked and new (not ignored) files, the code of
+# the repository's own test harness included (demo, CI, the local clusters, data plane, render,
+# e2e and matrix tests: sanity holds for the whole collection), and kubernetes.core. Files
+# deleted in the working tree but still tracked are skipped.
 rm -rf "$SCRATCH"
 mkdir -p "$COLLECTION" "$SCRATCH/ansible_collections/kubernetes"
 git ls-files -z --cached --others --exclude-standard |
   while IFS= read -r -d '' file; do
-    [ -e "$file" ] && ! [[ $file =~ $HARNESS_CODE ]] && printf '%s\0' "$file"
+    if [ -e "$file" ]; then printf '%s\0' "$file"; fi
   done |
   rsync -a --from0 --files-from=- ./ "$COLLECTION/"
 rsync -a "$kubernetes_core/" "$SCRATCH/ansible_collections/kubernetes/core/"

@@ -2,7 +2,10 @@
 
 import pytest
 
-from .fixtures import clusters, namespace  # noqa: F401  (pytest finds fixtures by name)
+from .fixtures import clusters, namespace
+
+# Offered to every test under tests/clusters: pytest finds fixtures by name.
+__all__ = ["clusters", "namespace"]
 
 LAST = "clusters_last"
 

@@ -92,7 +92,7 @@ def _resolve(clusters, name):
 
 def test_server_reachable_by_lb_nodeport_and_route_but_not_pod_ip(clusters, namespace):
     src, custom = _api(clusters, "source")
-    dst, _ = _api(clusters, "destination")
+    dst, _custom = _api(clusters, "destination")
     route_host = f"tls-{namespace}.apps.source.kf.test"
     ca, cert, key = tls_material([route_host])
     src.create_namespaced_secret(
@@ -217,7 +217,7 @@ def test_server_reachable_by_lb_nodeport_and_route_but_not_pod_ip(clusters, name
 
 
 def test_lb_fault_knobs_never_and_dns_delay(clusters, namespace):
-    core, _ = _api(clusters, "destination")
+    core, _custom = _api(clusters, "destination")
     _greeter(core, namespace, "never")
     _greeter(core, namespace, "slow")
     _service(core, namespace, "never", annotations={"kf.test/lb-never": "true"})
@@ -239,7 +239,7 @@ def test_lb_fault_knobs_never_and_dns_delay(clusters, namespace):
 
 
 def test_lb_reset_after_bytes_knob(clusters, namespace):
-    core, _ = _api(clusters, "source")
+    core, _custom = _api(clusters, "source")
     _greeter(core, namespace, "flaky", size=200_000)
     _service(core, namespace, "flaky", annotations={"kf.test/reset-after-bytes": "1000"})
     wait_ready(core, namespace, "flaky")
@@ -309,11 +309,11 @@ def test_duplicate_route_host_is_not_admitted(clusters, namespace):
 
     def ok():
         reply = get(host)
-        return reply if b" 200 " in reply.split(b"\r\n")[0] else None
+        return reply if b" 200 " in reply.split(b"\r\n", maxsplit=1)[0] else None
 
     reply = wait_for(ok, 20, what="HTTP 200 through the router")
     assert reply.endswith(b"web-ok\n")
-    assert b" 503 " in get(f"unknown-{namespace}.apps.source.kf.test").split(b"\r\n")[0]
+    assert b" 503 " in get(f"unknown-{namespace}.apps.source.kf.test").split(b"\r\n", maxsplit=1)[0]
 
 
 def _recv_all_sock(s):

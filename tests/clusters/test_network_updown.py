@@ -63,7 +63,7 @@ def test_network_up_then_down_twice_leaves_nothing(private_world, tmp_path):
     assert os.path.exists(f"/proc/{dnsmasq}")
     # What a crashed node agent leaves: a pod network namespace.
     _ip("netns", "add", f"{prefix}source-deadbeef")
-    for _ in range(2):  # idempotent
+    for _attempt in range(2):  # idempotent
         down = _network(private_world, prefix, "down", tmp_path)
         assert down.returncode == 0, down.stderr
     assert f"{prefix}source-deadbeef" not in _ip("netns", "list").stdout

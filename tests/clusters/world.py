@@ -196,7 +196,7 @@ def host_rules() -> list[str]:
             if line.startswith("*"):
                 table = line[1:]
             elif line.startswith("-A ") and RULE_COMMENT in line:
-                rules.append(f"{tool.split('-')[0]} -t {table} {line}")
+                rules.append(f"{tool.split('-', maxsplit=1)[0]} -t {table} {line}")
     return rules
 
 
@@ -228,9 +228,9 @@ def down(state_roots: tuple[Path, ...] = (), log=print) -> None:
         log(f"world: unmounting {mount_point}")
         _run("umount", "-l", mount_point, check=False)
     for rule in host_rules():
-        tool, _, table, _, spec = rule.split(" ", 4)
+        tool, _table_option, table, _append, spec = rule.split(" ", 4)
         log(f"world: deleting host rule {rule}")
-        _run(tool, "-t", table, "-D", *spec.split()[1:], check=False)
+        _run(tool, "-t", table, "-D", *spec.split(), check=False)
     for link in host_links():
         log(f"world: deleting host link {link}")
         _run("ip", "link", "del", link, check=False)

@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
 
 def new_password():
     alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(40))
+    return "".join(secrets.choice(alphabet) for _index in range(40))
 
 
 @pytest.fixture(scope="session")

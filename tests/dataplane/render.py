@@ -72,6 +72,7 @@ def render(workdir, label, extra_vars, check=False):
         capture_output=True,
         text=True,
         timeout=180,
+        check=False,
     )
     log = result.stdout + result.stderr
     if result.returncode != 0:

@@ -26,7 +26,7 @@ def run(argv, check=True, **kwargs):
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 60)
-    result = subprocess.run(argv, **kwargs)
+    result = subprocess.run(argv, check=False, **kwargs)
     if check and result.returncode != 0:
         raise RuntimeError(
             "{0} failed ({1}): {2}".format(shlex.join(argv), result.returncode, result.stderr)

@@ -9,7 +9,7 @@ import render
 
 def run_render(workdir, extra_vars, check=False):
     try:
-        _, log = render.render(workdir, "inputs", extra_vars, check=check)
+        _fragments, log = render.render(workdir, "inputs", extra_vars, check=check)
         return True, log
     except RuntimeError as error:
         return False, str(error)
@@ -17,7 +17,7 @@ def run_render(workdir, extra_vars, check=False):
 
 @pytest.mark.parametrize("transfer", ["rsync", "rclone"])
 def test_a_weak_password_is_refused_without_showing_it(workdir, tls, transfer):
-    server, _ = render.run_dicts(["data"])
+    server, _clients = render.run_dicts(["data"])
     weak = "short:pw"
     ok, log = run_render(
         workdir,
@@ -34,7 +34,7 @@ def test_a_weak_password_is_refused_without_showing_it(workdir, tls, transfer):
 
 
 def test_a_missing_input_is_named(workdir):
-    server, _ = render.run_dicts(["data"])
+    server, _clients = render.run_dicts(["data"])
     ok, log = run_render(
         workdir, {"kf_transport": "null", "kf_transfer": "rsync", "state_transfer_run": server}
     )
@@ -43,7 +43,7 @@ def test_a_missing_input_is_named(workdir):
 
 
 def test_a_run_of_the_other_side_is_refused(workdir, tls):
-    _, clients = render.run_dicts(["data"])
+    _server, clients = render.run_dicts(["data"])
     ok, log = run_render(
         workdir,
         {
@@ -61,7 +61,7 @@ def test_a_run_of_the_other_side_is_refused(workdir, tls):
 
 @pytest.mark.parametrize("transport", ["null", "stunnel"])
 def test_rendering_works_in_check_mode(workdir, tls, transport):
-    server, _ = render.run_dicts(["data"])
+    server, _clients = render.run_dicts(["data"])
     ok, log = run_render(
         workdir,
         {
@@ -79,8 +79,8 @@ def test_rendering_works_in_check_mode(workdir, tls, transport):
 
 @pytest.mark.parametrize("sni", ["", "kubeferry-abc.apps.example.test"])
 def test_stunnel_client_sends_sni_only_when_there_is_one(workdir, tls, sni):
-    _, clients = render.run_dicts(["data"])
-    fragments, _ = render.render(
+    _server, clients = render.run_dicts(["data"])
+    fragments, _log = render.render(
         workdir,
         "sni",
         {
@@ -104,7 +104,7 @@ def test_stunnel_client_sends_sni_only_when_there_is_one(workdir, tls, sni):
 
 @pytest.mark.parametrize("host", ["fd00::1", "[fd00::1]"])
 def test_ipv6_endpoints_are_written_as_each_program_wants_them(workdir, tls, host):
-    _, clients = render.run_dicts(["data"])
+    _server, clients = render.run_dicts(["data"])
     common = {
         "state_transfer_run": clients["data"],
         "transport_stunnel_tls": tls,
@@ -112,18 +112,18 @@ def test_ipv6_endpoints_are_written_as_each_program_wants_them(workdir, tls, hos
         "transfer_rclone_password": "d" * 20,
         "endpoint_address": {"host": host, "port": 8873, "sni": ""},
     }
-    rsync, _ = render.render(
+    rsync, _log = render.render(
         workdir, "v6-rsync", dict(common, kf_transport="null", kf_transfer="rsync")
     )
     assert "rsync://kubeferry@[fd00::1]:8873/data/" in rsync["transfer"]["containers"][0]["args"]
-    rclone, _ = render.render(
+    rclone, _log = render.render(
         workdir, "v6-rclone", dict(common, kf_transport="null", kf_transfer="rclone")
     )
     secret = next(o for o in rclone["transfer"]["objects"] if o["kind"] == "Secret")
     assert (
         "url = http://[fd00::1]:8873/" in base64.b64decode(secret["data"]["rclone.conf"]).decode()
     )
-    stunnel, _ = render.render(
+    stunnel, _log = render.render(
         workdir, "v6-stunnel", dict(common, kf_transport="stunnel", kf_transfer="rsync")
     )
     config = next(o for o in stunnel["transport"]["objects"] if o["kind"] == "ConfigMap")

@@ -14,7 +14,9 @@ RCLONE_CLIENT = os.path.join(render.REPO, "roles", "transfer_rclone", "files", "
 
 
 def sh(argv, timeout=60):
-    return subprocess.run(["sh"] + argv, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["sh"] + argv, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_rsync_wrapper_passes_every_word_unchanged(tmp_path):

@@ -96,6 +96,7 @@ def _acl(path):
         ["getfacl", "--omit-header", "--numeric", "--physical", path],
         capture_output=True,
         text=True,
+        check=False,
     )
     return result.stdout.strip()
 

@@ -1,9 +1,12 @@
 """End-to-end runs of playbooks/state_transfer.yml on the local twin clusters."""
 
 import pytest
-from clusters.fixtures import clusters, namespace  # noqa: F401  (pytest finds fixtures by name)
+from clusters.fixtures import clusters, namespace
 
 from .playbook import CLUSTERS, Transfer
+
+# Offered to every test under tests/e2e: pytest finds fixtures by name.
+__all__ = ["clusters", "namespace"]
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def build(root, scale="full"):
     sizes = SCALES[scale]
     tree.build(root, specials=True)
     with open(os.path.join(root, "large.bin"), "wb") as handle:
-        for _ in range(sizes["large_mib"]):
+        for _mib in range(sizes["large_mib"]):
             handle.write(os.urandom(tree.MIB))
     with open(os.path.join(root, NEWLINE_NAME), "w") as handle:
         handle.write("a name with a newline\n")
@@ -49,7 +49,7 @@ def build(root, scale="full"):
 def file_count(root):
     """(regular files, their bytes) under root, lost+found excluded."""
     files = size = 0
-    for dirpath, _, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         if os.path.relpath(dirpath, root).split(os.sep)[0] == "lost+found":
             continue
         for name in filenames:

@@ -59,7 +59,9 @@ def render_runs(workdir, specs, extra_vars=None):
         "--forks",
         "4",
     ]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False
+    )
 
 
 def load_side(render_dir, side):
@@ -103,7 +105,7 @@ def rendered(tmp_path_factory):
         )
         entries.append((key, spec))
     result = render_runs(
-        base, [spec for _, spec in entries], {"__state_transfer_password": PASSWORD}
+        base, [spec for _key, spec in entries], {"__state_transfer_password": PASSWORD}
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     output = {}

@@ -134,7 +134,7 @@ def test_stunnel_exposes_only_tls(rendered, case):
     }
     for port in service["spec"]["ports"]:
         assert port["targetPort"] in ports
-        container, _ = ports[port["targetPort"]]
+        container, _container_port = ports[port["targetPort"]]
         assert container == "transport", "the Service must reach stunnel, not the transfer daemon"
     configs = " ".join(
         json.dumps(obj.get("data", {})) for obj in source if obj["kind"] == "ConfigMap"

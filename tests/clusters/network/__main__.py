@@ -75,7 +75,7 @@ def setup_isolation():
 
 def teardown_isolation():
     chain = layout.ISOLATION_CHAIN
-    for _ in range(5):
+    for _attempt in range(5):
         if layout.wrun(["iptables", "-D", "FORWARD", "-j", chain], check=False).returncode:
             break
     layout.wrun(["iptables", "-F", chain], check=False)
@@ -152,7 +152,7 @@ def start_dnsmasq(state_dir):
     with open(pidfile, "w") as fh:
         fh.write(str(proc.pid))
     # Ready when it answers; bounded wait.
-    for _ in range(50):
+    for _attempt in range(50):
         if proc.poll() is not None:
             raise RuntimeError(f"dnsmasq exited with {proc.returncode}; see {logs}/dnsmasq.stderr")
         probe = layout.wrun(

@@ -537,7 +537,10 @@ class ServiceController:
         with open(cfg_path + ".new", "w") as fh:
             fh.write(cfg_text)
         check = subprocess.run(
-            ["haproxy", "-c", "-q", "-f", cfg_path + ".new"], capture_output=True, text=True
+            ["haproxy", "-c", "-q", "-f", cfg_path + ".new"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check.returncode != 0:
             log.error("haproxy config rejected: %s", check.stderr.strip())

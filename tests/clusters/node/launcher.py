@@ -285,7 +285,7 @@ def main(argv):
             fh.write(str(child))
     while True:
         try:
-            _, status = os.waitpid(child, 0)
+            _pid, status = os.waitpid(child, 0)
             break
         except InterruptedError:
             continue

@@ -115,7 +115,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(200, "ok")
         if len(parts) != 4 or parts[0] != "containerLogs":
             return self._reply(404, "not found")
-        _, ns, pod, container = parts
+        _kind, ns, pod, container = parts
         previous = q.get("previous") in ("true", "1")
         path, runner = find_log(self.server.agent, ns, pod, container, previous)
         if path is None or not os.path.isfile(path):

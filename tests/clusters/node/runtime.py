@@ -270,7 +270,11 @@ class PodRunner(threading.Thread):
             ]
         )
         proc = subprocess.run(
-            ["ip", "-n", self.netns, "-batch", "-"], input=inner, text=True, capture_output=True
+            ["ip", "-n", self.netns, "-batch", "-"],
+            input=inner,
+            text=True,
+            capture_output=True,
+            check=False,
         )
         if proc.returncode:
             raise RuntimeError(f"pod network setup failed: {proc.stderr.strip()}")
@@ -630,7 +634,7 @@ class PodRunner(threading.Thread):
                 *probe["exec"]["command"],
             ]
             try:
-                proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 1)
+                proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 1, check=False)
             except subprocess.TimeoutExpired:
                 return False
             return proc.returncode == 0
