@@ -9,6 +9,9 @@ take (docs/contract.md).
 """
 
 import json
+import os
+
+import yaml
 
 from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.names import (
     is_dns1123_label,
@@ -31,15 +34,53 @@ SOURCE_MOUNT_ROOT = "/mnt/source"
 DESTINATION_MOUNT = "/mnt/destination"
 
 
-def _connection_identity(side):
-    """The parts of a side's connection that tell clusters apart (never credentials)."""
+def api_server(side):
+    """The URL of the API server a side connects to: its host, else the server of its context
+    in its kubeconfig (a path or an inline dict); None when that cannot be read."""
+    if side.get("host"):
+        return side["host"]
+    config = side.get("kubeconfig")
+    if isinstance(config, str):
+        try:
+            with open(os.path.expanduser(config), encoding="utf-8") as handle:
+                config = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError):
+            return None
+    if not isinstance(config, dict):
+        return None
+
+    def named(key, field):
+        entries = config.get(key) or []
+        return {e.get("name"): e.get(field) or {} for e in entries if isinstance(e, dict)}
+
+    context = named("contexts", "context").get(side.get("context") or config.get("current-context"))
+    cluster = named("clusters", "cluster").get((context or {}).get("cluster"))
+    return (cluster or {}).get("server") or None
+
+
+def connection(side):
+    """Where a side connects, for the plan a user reads; never its credentials."""
     kubeconfig = side.get("kubeconfig")
     return {
         "namespace": side.get("namespace"),
         "context": side.get("context"),
         "host": side.get("host"),
         "kubeconfig": kubeconfig if isinstance(kubeconfig, str) else None,
+        "server": api_server(side),
     }
+
+
+def _connection_identity(side):
+    """The parts of a side's connection that tell clusters apart (never credentials).
+
+    The API server's URL when it can be read: the same cluster then gives the same run id
+    whatever file the kubeconfig is in (AWX writes a new file for every job). Otherwise the
+    context and the kubeconfig's path.
+    """
+    where = connection(side)
+    if where["server"]:
+        return {"namespace": where["namespace"], "server": where["server"]}
+    return {key: where[key] for key in ("namespace", "context", "kubeconfig")}
 
 
 def derive_run_id(source, destination, pvcs):
@@ -161,8 +202,8 @@ def plan_summary(inputs, plan):
         "transport": inputs.get("state_transfer_transport"),
         "endpoint": inputs.get("state_transfer_endpoint"),
         # Where each side connects; never its credentials (kubeconfig dicts, api_key, ...).
-        "source": _connection_identity(inputs["state_transfer_source"]),
-        "destination": _connection_identity(inputs["state_transfer_destination"]),
+        "source": connection(inputs["state_transfer_source"]),
+        "destination": connection(inputs["state_transfer_destination"]),
         "pvcs": [
             dict(
                 (key, pair[key])

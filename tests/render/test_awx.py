@@ -221,7 +221,9 @@ def run_playbook(tmp_path, arguments):
         del env[name]
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook")]
     command += ["playbooks/state_transfer.yml", "-i", str(inventory)] + arguments
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 ANSWERS = {
@@ -272,7 +274,7 @@ def test_an_awx_job_is_planned_as_asked(tmp_path, launch):
             assert handle.read() == KUBECONFIGS[side]
     assert (source["context"], destination["context"]) == ("source-admin", None)
     assert (source["namespace"], destination["namespace"]) == ("shop", "shop-new")
-    assert plan["parallel"] == 5 and type(plan["parallel"]) is int
+    assert plan["parallel"] == 5 and isinstance(plan["parallel"], int)  # 5, not 5.0
     assert plan["settings"]["mirror"] is True and plan["settings"]["compress"] is False
     assert plan["settings"]["create_destination_pvcs"] is False
     assert plan["settings"]["server_timeout"] == 600
@@ -310,3 +312,38 @@ def test_a_bad_answer_is_refused_naming_the_variable(tmp_path):
     assert "state_transfer_pvcs[1].source: 'Logs' is not a valid PVC name" in result.stdout
     assert "state_transfer_pvcs[2].source: 'a:b:c:d' is not a valid PVC name" in result.stdout
     assert not render_dir.exists()
+
+
+def test_two_jobs_of_one_transfer_get_the_same_run_id(tmp_path):
+    # AWX writes the kubeconfigs to new files for every job; the run id follows the clusters'
+    # API servers, so a second job finds (and replaces) what a cancelled first one left.
+    def kubeconfig(server, token):
+        return yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "main",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": token}}],
+                "contexts": [{"name": "main", "context": {"cluster": "c", "user": "u"}}],
+            }
+        )
+
+    def run_id(job, source_server):
+        credential_inputs = {
+            "source": {"kubeconfig": kubeconfig(source_server, "SOURCE-TOKEN")},
+            "destination": {"kubeconfig": kubeconfig("https://198.18.0.2:6443", "DEST-TOKEN")},
+        }
+        (tmp_path / job).mkdir()
+        arguments, render_dir = awx_job(tmp_path / job, ANSWERS, credential_inputs)
+        result = run_playbook(tmp_path / job, arguments)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+        plan = plan_of(render_dir)
+        assert plan["source"]["server"] == source_server
+        return plan["run_id"], plan["source"]["kubeconfig"]
+
+    first, first_file = run_id("job-1", "https://198.18.0.1:6443")
+    again, again_file = run_id("job-2", "https://198.18.0.1:6443")
+    other, _other_file = run_id("job-3", "https://198.18.0.3:6443")
+    assert first_file != again_file
+    assert first == again != other

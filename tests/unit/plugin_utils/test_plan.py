@@ -28,6 +28,56 @@ def test_run_id_ignores_credentials():
     )
 
 
+def kubeconfig(server, user="me", token="t0ken"):
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "main",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "main", "context": {"cluster": "c", "user": user}}],
+    }
+
+
+def test_run_id_follows_the_api_server_not_the_kubeconfig_file(tmp_path):
+    # AWX writes each job's kubeconfig to a new temporary file: the same clusters must give
+    # the same run id, so that a re-run finds what an interrupted one left.
+    import yaml
+
+    paths = {}
+    for job, server in (
+        ("job-1", "https://a:6443"),
+        ("job-2", "https://a:6443"),
+        ("x", "https://b:6443"),
+    ):
+        paths[job] = tmp_path / job
+        paths[job].write_text(yaml.safe_dump(kubeconfig(server, token="token-of-" + job)))
+
+    def run_id(path, destination=None):
+        source = {"kubeconfig": str(path), "namespace": "shop"}
+        return build_plan(
+            source, destination or {"host": "https://d", "namespace": "shop"}, ["data"]
+        )["id"]
+
+    assert run_id(paths["job-1"]) == run_id(paths["job-2"])
+    assert run_id(paths["job-1"]) != run_id(paths["x"])
+    # An inline kubeconfig of the same cluster, or its host given directly, is the same side.
+    inline = {"kubeconfig": kubeconfig("https://a:6443", user="other"), "namespace": "shop"}
+    host = {"host": "https://a:6443", "namespace": "shop"}
+    destination = {"host": "https://d", "namespace": "shop"}
+    assert build_plan(inline, destination, ["data"])["id"] == run_id(paths["job-1"])
+    assert build_plan(host, destination, ["data"])["id"] == run_id(paths["job-1"])
+
+
+def test_run_id_of_an_unreadable_kubeconfig_uses_its_path(tmp_path):
+    # Render mode may run where the kubeconfig does not exist: the path still tells sides apart.
+    first = build_plan({"kubeconfig": str(tmp_path / "a"), "namespace": "n"}, DESTINATION, ["data"])
+    second = build_plan(
+        {"kubeconfig": str(tmp_path / "b"), "namespace": "n"}, DESTINATION, ["data"]
+    )
+    assert first["id"] != second["id"]
+
+
 def test_given_run_id_is_used():
     plan = build_plan(SOURCE, DESTINATION, ["data"], run_id="move-1")
     assert plan["name"] == "kubeferry-move-1"
