@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit sanity render dataplane e2e build-check ee-context test demo matrix clean
+.PHONY: venv system-packages lint unit sanity molecule render dataplane e2e build-check ee-context test demo matrix clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -48,6 +48,11 @@ sanity: venv
 	@$(MAKE) --no-print-directory system-packages DEBIAN_PACKAGES=shellcheck
 	VENV=$(VENV) tests/sanity.sh $(SANITY_VERSIONS)
 
+# The molecule scenario extensions/molecule/default: converge the state_transfer role against
+# the local twin clusters (started for the run if down), idempotence, verify (tests/molecule.sh).
+molecule: venv system-packages clusters-binaries
+	tests/molecule.sh $(MOLECULE_ARGS)
+
 render: venv
 	$(BIN)/pytest tests/render
 
@@ -69,15 +74,21 @@ e2e: venv system-packages clusters-binaries
 	$(BIN)/pytest tests/e2e
 	PYTHONPATH=tests $(BIN)/python -m matrix --scale small
 
-build-check: venv
-	tests/build_check.sh
+# Offline release check (tests/release_check.sh): build, install with the dependency into a
+# fresh path, ansible-doc of every module, filter and role entry point, playbook syntax,
+# antsibull-docs lint, changelog lint and a dry release. build-check: the former name.
+.PHONY: release-check
+release-check: venv
+	tests/release_check.sh
+
+build-check: release-check
 
 # The build context of the execution environment image (execution-environment.yml) in
 # .ee/context, checked; building the image needs podman or docker (docs/awx.md).
 ee-context: venv
 	tests/ee_check.sh
 
-test: lint unit render dataplane build-check ee-context clusters-test e2e
+test: lint unit sanity render dataplane release-check ee-context clusters-test molecule e2e
 
 # The local twin clusters (tests/clusters): clusters-binaries, -up, -down, -status, -test.
 include tests/clusters/clusters.mk

@@ -144,7 +144,9 @@ class ActionModule(ActionBase):
                 finished_at,
                 stopped_because,
             )
-        result.update(changed=False, summary=summary, pods=pods)
+        # The task changed something when a transfer changed its destination volume.
+        changed = any(entry["changed"] for entry in summary)
+        result.update(changed=changed, summary=summary, pods=pods)
         bad = [entry for entry in summary if entry["state"] == FAILED]
         if bad:
             result["msg"] = "; ".join(

@@ -47,6 +47,9 @@ RSYNC_STATS = {
     "files": re.compile(r"^Number of regular files transferred:\s+(" + _NUM + ")"),
     "total_bytes": re.compile(r"^Total file size:\s+(" + _NUM + ") bytes"),
     "bytes": re.compile(r"^Total transferred file size:\s+(" + _NUM + ") bytes"),
+    # Entries new on the destination (directories and links too) and, with --delete, removed.
+    "created": re.compile(r"^Number of created files:\s+(" + _NUM + ")"),
+    "deleted": re.compile(r"^Number of deleted files:\s+(" + _NUM + ")"),
 }
 RSYNC_SUMMARY = re.compile(
     r"^sent\s+(" + _NUM + r") bytes\s+received\s+(" + _NUM + r") bytes\s+([\d,.]+) bytes/sec"
@@ -78,6 +81,8 @@ RCLONE_BYTES = re.compile(
     + r"/s,\s*ETA\s*(?P<eta>\S+)"
     r"(?:\s*\(xfr#(?P<xfr>\d+)/(?P<xfr_total>\d+)\))?"
 )
+# Only in a block where rclone sync deleted something: "Deleted: 3 (files), 1 (dirs)".
+RCLONE_DELETED = re.compile(r"Deleted:\s*(?P<files>\d+)\s*\(files\),\s*(?P<dirs>\d+)\s*\(dirs\)")
 RCLONE_FILES = re.compile(r"Transferred:\s*(?P<done>\d+)\s*/\s*(?P<total>\d+),\s*(?:\d+%|-)\s*$")
 # The last line of a block of stats: a block without a files line has transferred none.
 RCLONE_BLOCK_END = re.compile(r"^Elapsed time:")
@@ -115,6 +120,8 @@ def empty_progress():
         percent=None,
         rate=None,
         eta=None,
+        created=None,
+        deleted=None,
         complete=False,
     )
 
@@ -178,6 +185,10 @@ def parse_rclone(text):
             elif found["total_files"] and found["bytes"] == found["total_bytes"]:
                 # The one-line form drops "(xfr#n/m)" once nothing is in flight: all done.
                 found["files"] = found["total_files"]
+            continue
+        match = RCLONE_DELETED.search(line)
+        if match:
+            found["deleted"] = int(match.group("files")) + int(match.group("dirs"))
             continue
         match = RCLONE_FILES.search(line)
         if match:
@@ -353,6 +364,20 @@ def duration_seconds(entry, now, observed=None):
     return float(observed or 0.0)
 
 
+def destination_changed(entry):
+    """Whether the transfer changed the destination volume, as far as its stats tell.
+
+    Files copied, entries created (directories, links) or deleted count; a change of only
+    the metadata of a file already there (mode, owner, times) is not in any stats line.
+    When the counts are unknown (no stats: the transfer failed or never ran) the answer is
+    True, the safe side for a task's ``changed``.
+    """
+    counts = [entry.get(key) for key in ("files", "created", "deleted")]
+    if entry.get("files") is None:
+        return True
+    return bool(entry.get("bytes")) or any(count for count in counts if count)
+
+
 def summarise(pods, now, stopped_because="", observed=None):
     """The summary entry of each PVC from the last snapshot.
 
@@ -375,9 +400,14 @@ def summarise(pods, now, stopped_because="", observed=None):
                 pvc=entry.get("pvc"),
                 pod=entry.get("name"),
                 state=state,
+                changed=destination_changed(entry),
                 exit_code=entry.get("exit_code"),
                 bytes=transferred,
                 files=entry.get("files"),
+                created=entry.get("created"),
+                deleted=entry.get("deleted"),
+                started_at=entry.get("started_at") or "",
+                finished_at=entry.get("finished_at") or "",
                 duration_seconds=round(duration, 1),
                 rate_bytes_per_second=round(transferred / duration, 1) if duration else 0.0,
                 message=message,

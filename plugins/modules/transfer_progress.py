@@ -28,6 +28,9 @@ description:
     module alone returns one snapshot in RV(pods). Options of C(module_defaults) for the
     C(group/kubeferry.state_transfer.k8s) action group reach the module.
   - Only reads from the cluster. In check mode it takes no snapshot and returns an empty summary.
+  - The task reports C(changed) when a transfer changed its destination volume - files
+    copied, entries created or deleted (RV(summary[].changed)) - so that a re-run that finds
+    nothing to copy is C(ok).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
@@ -135,6 +138,12 @@ summary:
     state:
       description: V(success), V(warning) (rsync 24) or V(failed).
       type: str
+    changed:
+      description:
+        - Whether the destination volume changed - files copied, entries created or deleted.
+          A change of only a file's mode, owner or times is in no stats line and does not
+          count. True when the counts are unknown (the transfer never reported them).
+      type: bool
     exit_code:
       description: The transfer program's exit code (null when it never ended).
       type: int
@@ -144,6 +153,21 @@ summary:
     files:
       description: Files transferred.
       type: int
+    created:
+      description:
+        - Entries created on the destination (rsync Number of created files; null for rclone).
+      type: int
+    deleted:
+      description:
+        - Entries deleted from the destination in mirror mode (rsync Number of deleted files;
+          rclone Deleted files and directories; null when none were reported).
+      type: int
+    started_at:
+      description: When the transfer container started (RFC 3339, UTC; empty if it never did).
+      type: str
+    finished_at:
+      description: When the transfer container ended (RFC 3339, UTC; empty while it runs).
+      type: str
     duration_seconds:
       description: From the transfer container's start to its end (or to the last snapshot).
       type: float
@@ -169,6 +193,9 @@ pods:
     pvc:
       description: The PVC.
       type: str
+    transfer:
+      description: The transfer program, V(rsync) or V(rclone).
+      type: str
     phase:
       description: Pod phase (empty when the Pod does not exist).
       type: str
@@ -186,6 +213,15 @@ pods:
       type: int
     files:
       description: Files transferred so far.
+      type: int
+    total_files:
+      description: Files to transfer in all, as far as the transfer program has counted them.
+      type: int
+    created:
+      description: Entries created on the destination (rsync stats, at the end; null for rclone).
+      type: int
+    deleted:
+      description: Entries deleted from the destination (mirror mode, at the end).
       type: int
     percent:
       description: Percentage done, as the transfer program reports it.
@@ -216,9 +252,15 @@ pods:
     terminal_reason:
       description: The short reason of RV(pods[].terminal_failure) (for example C(Unschedulable)).
       type: str
+    read_error:
+      description:
+        - Why the Pod could not be read in this snapshot (the API server did not answer); the
+          watch tries again at the next O(interval). Only present then.
+      type: str
 msg:
-  description: What went wrong, or in check mode what would have been watched.
-  returned: on failure and in check mode
+  description:
+    - How many transfers finished; what went wrong; or in check mode what would have been watched.
+  returned: always
   type: str
 """
 

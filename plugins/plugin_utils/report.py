@@ -31,6 +31,10 @@ def summary_table(summary):
         if entry.get("state") != "success" and entry.get("message"):
             lines.append("{0}: {1}".format(entry.get("pvc"), entry["message"]))
             # The program's own last words say why (DNS, refused, permission ...).
-            tail = [line for line in str(entry.get("log_tail") or "").splitlines() if line.strip()]
+            # log_tail: a list of lines (transfer_progress), or one text.
+            tail = entry.get("log_tail") or []
+            if not isinstance(tail, list):
+                tail = str(tail).splitlines()
+            tail = [str(line) for line in tail if str(line).strip()]
             lines.extend("  | " + line for line in tail[-LOG_LINES:])
     return lines

@@ -79,7 +79,8 @@ def test_summary_table_has_a_row_per_pvc_and_explains_failures():
                 "duration_seconds": 1,
                 "exit_code": 23,
                 "message": "partial transfer",
-                "log_tail": "line 1\nrsync: connection refused\n",
+                # As transfer_progress returns it: a list of lines.
+                "log_tail": ["line 1", "", "rsync: connection refused"],
             },
         ]
     )

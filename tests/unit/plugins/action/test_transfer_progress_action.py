@@ -113,7 +113,27 @@ def test_loops_prints_progress_and_summarises(kube, clock, display):
     assert logs["state"] == "warning"
     assert logs["message"].startswith("rsync exit code 24: some files vanished")
     assert result["msg"] == "2 transfer(s) finished"
+    assert result["changed"] is True  # files were copied
     action._remove_tmp_path.assert_called_once()
+
+
+def test_a_run_that_copied_nothing_is_not_a_change(kube, clock, display):
+    done = [
+        entry(kube, SPECS[0], "completed_success", "rsync_no_change.log.gz"),
+        entry(kube, SPECS[1], "completed_success", "rsync_no_change.log.gz"),
+    ]
+    action = make_action(dict(BASE))
+    action._execute_module = mock.MagicMock(return_value=dict(pods=done))
+    result = action.run(task_vars={})
+    assert not result.get("failed"), result
+    assert result["changed"] is False
+    assert [row["files"] for row in result["summary"]] == [0, 0]
+
+    # One PVC with a deleted file (mirror) is enough for the task to be changed.
+    done[1] = entry(kube, SPECS[1], "completed_success", "rsync_mirror_deleted.log.gz")
+    action = make_action(dict(BASE))
+    action._execute_module = mock.MagicMock(return_value=dict(pods=done))
+    assert action.run(task_vars={})["changed"] is True
 
 
 def test_a_terminal_failure_stops_the_watch_and_fails_the_task(kube, clock, display):

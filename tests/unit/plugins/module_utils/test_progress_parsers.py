@@ -278,6 +278,10 @@ def test_summary_classifies_and_computes_rates(kube):
     rows = summarise([ok, vanished, partial], NOW)
     assert [row["state"] for row in rows] == ["success", "warning", "failed"]
     assert rows[0]["duration_seconds"] == 100.0  # 10:00:05 -> 10:01:45
+    assert (rows[0]["started_at"], rows[0]["finished_at"]) == (
+        "2024-05-01T10:00:05Z",
+        "2024-05-01T10:01:45Z",
+    )
     assert rows[0]["bytes"] == 246000692
     assert rows[0]["rate_bytes_per_second"] == 2460006.9
     assert rows[0]["files"] == 240
@@ -297,3 +301,38 @@ def test_summary_of_unfinished_and_failed_pods(kube):
     assert rows[0]["duration_seconds"] == 295.0  # started 10:00:05, still running at 10:05
     assert rows[1]["state"] == "failed"
     assert rows[1]["message"].startswith("OOMKilled")
+
+
+# A re-run that finds nothing to copy must leave the task "ok" (molecule's idempotence step),
+# and one that copies, creates or deletes anything must report "changed". The logs: real
+# rsync 3.x / rclone 1.60 runs over 3 files - again after a first copy, and after deleting a
+# source file and adding a directory (rsync --delete, rclone sync).
+@pytest.mark.parametrize(
+    "name, transfer, files, created, deleted, changed",
+    [
+        ("rsync_progress2_stats_exit0.log.gz", "rsync", 240, 243, 0, True),
+        ("rsync_no_change.log.gz", "rsync", 0, 0, 0, False),
+        ("rsync_mirror_deleted.log.gz", "rsync", 0, 1, 1, True),
+        ("rclone_multiline_done.log", "rclone", 240, None, None, True),
+        ("rclone_no_change.log", "rclone", 0, None, None, False),
+        ("rclone_sync_deleted.log", "rclone", 0, None, 1, True),
+    ],
+)
+def test_summary_says_whether_the_destination_changed(
+    kube, name, transfer, files, created, deleted, changed
+):
+    entry = pod_progress(
+        kube.api_object("pods", "completed_success"),
+        spec(transfer=transfer),
+        kube.log_fixture(name),
+        2,
+    )
+    row = summarise([entry], NOW)[0]
+    assert (row["files"], row["created"], row["deleted"]) == (files, created, deleted)
+    assert row["changed"] is changed
+
+
+def test_a_transfer_without_stats_counts_as_changed(kube):
+    # It failed before printing any count: whether it wrote something is unknown.
+    entry = pod_progress(kube.api_object("pods", "completed_success"), spec(), "", 2)
+    assert summarise([entry], NOW)[0]["changed"] is True
