@@ -188,7 +188,12 @@ docs_lint() {
   # --validate-collection-refs dependent: references to this collection, kubernetes.core and
   # ansible.builtin must resolve. References to other collections are not validated (the
   # kubernetes.core docs fragment names community.okd).
-  antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent \
+  # It copies each dependency from the first place `ansible-galaxy collection list` names,
+  # and that list is sorted by path: the venv's copy of kubernetes.core (inside the checkout,
+  # where its git copier finds no tracked file) comes first when the checkout's path sorts
+  # before this scratch directory. Not scanning sys.path leaves the installed copy only.
+  ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false \
+    antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent \
     --check-extra-docs-refs "$installed" || fail "antsibull-docs lint-collection-docs found problems (above)"
   note "antsibull-docs lint-collection-docs --plugin-docs: no problems"
 }
