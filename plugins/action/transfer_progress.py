@@ -39,6 +39,29 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+# Seconds between snapshots while a transfer is starting or may end before the next regular
+# one: a run should not sit idle for most of ``interval`` after its last copy finished.
+QUICK_POLL = 2
+
+
+def next_poll(pods, interval):
+    """Seconds until the next snapshot: ``interval``, or QUICK_POLL while a transfer has not
+    started yet (no progress) or expects to end within ``interval`` (its ETA)."""
+    for entry in pods:
+        if entry.get("finished"):
+            continue
+        if entry.get("eta") is None or entry["eta"] < interval:
+            return min(interval, QUICK_POLL)
+    return interval
+
+
+def display_state(entry):
+    """What a line says of a transfer: waiting, running or finished (printed at once)."""
+    if entry.get("finished") or entry.get("terminal_failure"):
+        return "finished"
+    return "waiting" if entry.get("bytes") is None else "running"
+
+
 def within_grace(entry, elapsed, grace):
     """A Pod unschedulable for less than ``grace`` seconds is still pending, not failed."""
     if entry.get("terminal_reason") == "Unschedulable" and elapsed < grace:
@@ -97,7 +120,7 @@ class ActionModule(ActionBase):
     def _watch(self, result, options, module_args, task_vars):
         started_at = utcnow()
         start = time.monotonic()
-        shown = {}
+        shown = {}  # pod -> (line, its display state, when it was printed)
         observed = {}
         stopped_because = ""
         while True:
@@ -114,10 +137,13 @@ class ActionModule(ActionBase):
             ]
             for entry in pods:
                 observed[entry["name"]] = elapsed
-                line = progress_line(entry)
-                if shown.get(entry["name"]) != line:
+                # A new line when the transfer starts or ends at once, else once per interval.
+                line, state = progress_line(entry), display_state(entry)
+                last_line, last_state, last_time = shown.get(entry["name"], (None, None, None))
+                due = last_time is None or elapsed - last_time >= options["interval"]
+                if line != last_line and (state != last_state or due):
                     display.display(line)
-                    shown[entry["name"]] = line
+                    shown[entry["name"]] = (line, state, elapsed)
             failed = [entry for entry in pods if entry.get("terminal_failure")]
             if failed:
                 stopped_because = "the watch stopped when {0} failed".format(
@@ -131,7 +157,8 @@ class ActionModule(ActionBase):
                     options["wait_timeout"]
                 )
                 break
-            time.sleep(max(0.0, min(options["interval"], options["wait_timeout"] - elapsed)))
+            pause = next_poll(pods, options["interval"])
+            time.sleep(max(0.0, min(pause, options["wait_timeout"] - elapsed)))
 
         finished_at = utcnow()
         summary = summarise(pods, finished_at, stopped_because, observed)

@@ -16,16 +16,19 @@ author:
 description:
   - Watches the client Pods of a transfer until every one has finished or one has failed in a
     way no exit code explains (image pull errors, OOMKilled, deleted, unschedulable...).
-  - While they run, prints one line per PVC on the controller's output at every O(interval),
-    for example C(data-0 - 45% 1.2 GiB of 2.6 GiB, 12.3 MiB/s, ETA 0:01:54, 3,210 files).
+  - While they run, prints a line per PVC on the controller's output when its transfer starts,
+    at most once per O(interval) while it runs, and when it ends, for example
+    C(data-0 - 45% 1.2 GiB of 2.6 GiB, 12.3 MiB/s, ETA 0:01:54, 3,210 files).
     Progress comes from the transfer program's own log - rsync C(--info=progress2) lines
     and its C(--stats) block, rclone C(-v --stats) lines (one-line or block form).
   - At the end returns RV(summary), one entry per PVC with the exit code classified - rsync 0
     success, 24 warning (files vanished on a live source), 23 and every other code failed;
     rclone 0 success, every other code failed - and optionally writes it as JSON on the
     controller (O(report_path)).
-  - This is an action plugin that runs the module of the same name once per O(interval); the
-    module alone returns one snapshot in RV(pods). Options of C(module_defaults) for the
+  - This is an action plugin that runs the module of the same name once per O(interval), and
+    every 2 seconds while a transfer is starting or expects to end within O(interval) (its
+    ETA), so that the task returns soon after the last transfer ended; the module alone
+    returns one snapshot in RV(pods). Options of C(module_defaults) for the
     C(group/kubeferry.state_transfer.k8s) action group reach the module.
   - Only reads from the cluster. In check mode it takes no snapshot and returns an empty summary.
   - The task reports C(changed) when a transfer changed its destination volume - files
@@ -74,7 +77,10 @@ options:
     type: int
     default: 86400
   interval:
-    description: Seconds between two snapshots (and progress lines). Handled by the action plugin.
+    description:
+      - Seconds between two progress lines of a PVC, and between two snapshots while no
+        transfer is starting or about to end (then they come every 2 s). Handled by the
+        action plugin.
     type: int
     default: 10
   unschedulable_grace:

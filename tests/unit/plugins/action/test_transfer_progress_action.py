@@ -82,7 +82,8 @@ def test_loops_prints_progress_and_summarises(kube, clock, display):
     result = action.run(task_vars={})
 
     assert not result.get("failed"), result
-    assert clock.sleeps == [15, 15]
+    # Quick snapshots while a transfer starts or may end soon (ETA 0:00:00), not every 15 s.
+    assert clock.sleeps == [2, 2]
     # The module gets the connection options (module_defaults land in task args) but not
     # the plugin's own options.
     call = action._execute_module.call_args
@@ -175,18 +176,18 @@ def test_unschedulable_within_grace_keeps_watching(kube, clock, display):
     result = action.run(task_vars={})
     assert result["summary"][0]["state"] == "success"
 
-    # Read at 0, 10 and 20 s: the third read is past a 15 s grace.
+    # A pending pod is read every 2 s: the read at 16 s is past a 15 s grace.
     action = make_action(dict(BASE, pods=SPECS[:1], interval=10, unschedulable_grace=15))
-    action._execute_module = mock.MagicMock(side_effect=[stuck, stuck, stuck, done])
+    action._execute_module = mock.MagicMock(side_effect=[stuck] * 9 + [done])
     result = action.run(task_vars={})
     assert result["summary"][0]["state"] == "failed"
     assert result["summary"][0]["message"].startswith("Unschedulable: 0/3 nodes are available")
 
 
 def test_wait_timeout(kube, clock, display):
-    running = dict(
-        pods=[entry(kube, SPECS[0], "transfer_running", "rsync_daemon_pull_running.log.gz")]
-    )
+    long_copy = entry(kube, SPECS[0], "transfer_running", "rsync_daemon_pull_running.log.gz")
+    long_copy["eta"] = 3600  # far from done: one snapshot per interval
+    running = dict(pods=[long_copy])
     action = make_action(dict(BASE, pods=SPECS[:1], interval=10, wait_timeout=25))
     action._execute_module = mock.MagicMock(return_value=running)
     result = action.run(task_vars={})
@@ -196,7 +197,35 @@ def test_wait_timeout(kube, clock, display):
     )
     assert clock.sleeps == [10, 10, 5]
     # The same line is not printed again and again.
-    assert lines(display) == ["data-0: 0% 283 B, 92.1 KiB/s, ETA 0:00:00, 53 files"]
+    assert lines(display) == ["data-0: 0% 283 B, 92.1 KiB/s, ETA 1:00:00, 53 files"]
+
+
+def test_the_end_of_a_copy_is_seen_quickly_and_lines_come_once_per_interval(
+    kube, clock, display
+):
+    # The copy may end any moment (ETA 0:00:00): snapshots every 2 s, so that the run goes on
+    # 2 s after it ended rather than up to 10; its unchanged line is not repeated, a changed
+    # one only once the interval has passed, and the end at once.
+    def running(size):
+        line = "  {0:,}  99%   12.34MB/s    0:00:00 (xfr#3, to-chk=1/5)".format(size)
+        pod = entry(kube, SPECS[0], "transfer_running")
+        pod.update(pod_progress(kube.api_object("pods", "transfer_running"), SPECS[0], line, 5))
+        return dict(pods=[pod])
+
+    done = dict(
+        pods=[entry(kube, SPECS[0], "completed_success", "rsync_progress2_stats_exit0.log.gz")]
+    )
+    snapshots = [running(1000 * n) for n in range(1, 8)] + [done]
+    action = make_action(dict(BASE, pods=SPECS[:1], interval=10))
+    action._execute_module = mock.MagicMock(side_effect=snapshots)
+    result = action.run(task_vars={})
+    assert clock.sleeps == [2] * 7
+    shown = lines(display)
+    assert len(shown) == 3
+    assert "99% 1000 B" in shown[0]  # at 0 s
+    assert "99% 5.9 KiB" in shown[1]  # 6,000 bytes at 10 s
+    assert shown[2].endswith("(finished, exit code 0)")  # at 14 s
+    assert result["summary"][0]["state"] == "success"
 
 
 def test_module_failure_is_returned_as_is(kube, clock, display):
