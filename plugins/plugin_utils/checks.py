@@ -509,4 +509,20 @@ def cluster_preflight(inputs, plan, observed):
         plan["labels"],
     )
     errors += wanted["errors"]
-    return {"errors": errors, "node": placement["node"], "create_pvcs": wanted["create"]}
+    return {
+        "errors": errors,
+        "node": placement["node"],
+        "create_pvcs": wanted["create"],
+        "server_pod_left": server_pod_left(plan, observed.get("source_pods")),
+    }
+
+
+def server_pod_left(plan, source_pods):
+    """Whether the source namespace still has a server pod of this run (an earlier run with
+    the same id was interrupted): it must go before the new one is created."""
+    run = (plan.get("labels") or {}).get("kubeferry.io/run")
+    for pod in source_pods or []:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get("kubeferry.io/run") == run and labels.get("kubeferry.io/side") == "server":
+            return True
+    return False

@@ -38,17 +38,61 @@ def test_rsync_wrapper_retries_only_connection_errors(tmp_path):
     started = time.monotonic()
     result = sh([RSYNC_CLIENT, "2", done, "sh", "-c", "echo try; exit 10"])
     assert result.returncode == 10
-    assert result.stdout.count("try") == 3
-    assert time.monotonic() - started >= 6  # 2 s + 4 s
+    # 1 try, 8 quick ones (every 0.25 s: the sidecar may be starting), then 2 retries.
+    assert result.stdout.count("try") == 11
+    assert time.monotonic() - started >= 8  # 2 s + 2 s + 4 s
     assert "retry 2 of 2 in 4s" in result.stderr
     result = sh([RSYNC_CLIENT, "5", done, "sh", "-c", "echo try; exit 23"])
     assert (result.returncode, result.stdout.count("try")) == (23, 1)
+
+
+def test_rsync_wrapper_tries_again_at_once_while_the_transport_starts(tmp_path):
+    # Refused once (the stunnel sidecar was not listening yet), then it works: the copy goes
+    # on a quarter of a second later, not after the 2 s of a retry.
+    done, refused = str(tmp_path / "done"), tmp_path / "refused"
+    script = "[ -e {0} ] && exit 0; touch {0}; exit 10".format(refused)
+    started = time.monotonic()
+    result = sh([RSYNC_CLIENT, "5", done, "sh", "-c", script])
+    assert result.returncode == 0
+    assert time.monotonic() - started < 1.5
+    assert "retry" not in result.stderr
 
 
 def test_rclone_wrapper_keeps_the_exit_code_and_leaves_the_marker(tmp_path):
     done = str(tmp_path / "done")
     result = sh([RCLONE_CLIENT, done, "sh", "-c", "exit 7"])
     assert result.returncode == 7 and os.path.exists(done)
+
+
+def test_rclone_wrapper_waits_for_the_transport_before_copying(tmp_path):
+    # A stand-in rclone whose source can be listed from the second try on (the sidecar was
+    # starting): the copy starts a quarter of a second later, with the same config.
+    log, ready = tmp_path / "calls", tmp_path / "ready"
+    fake = tmp_path / "rclone"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "$*" >> {0}\n'
+        'if [ "$1" = lsf ]; then [ -e {1} ] && exit 0; touch {1}; exit 1; fi\n'.format(log, ready)
+    )
+    fake.chmod(0o755)
+    started = time.monotonic()
+    result = sh(
+        [
+            RCLONE_CLIENT,
+            str(tmp_path / "done"),
+            str(fake),
+            "copy",
+            "src:data/",
+            "/mnt/d",
+            "--config=/etc/rclone.conf",
+            "--links",
+        ]
+    )
+    assert result.returncode == 0
+    assert time.monotonic() - started < 1.5
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3 and calls[-1].startswith("copy src:data/ /mnt/d")
+    assert calls[0].startswith("lsf ") and "--config=/etc/rclone.conf src:data/" in calls[0]
 
 
 def test_stunnel_wrapper_stops_its_child_on_the_marker(tmp_path):

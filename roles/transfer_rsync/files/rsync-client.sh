@@ -2,7 +2,9 @@
 # Transfer client of a client pod (kubeferry.state_transfer, transfer_rsync).
 # Runs rsync with the argv it is given (no word splitting, no shell evaluation), retries
 # connection failures a bounded number of times with backoff, then touches the done marker
-# for the transport sidecar and exits with rsync's exit code.
+# for the transport sidecar and exits with rsync's exit code. The containers of a pod start
+# together: while the transport sidecar may still be starting (the first 2 s), connection
+# failures are tried again every fraction of a second, without counting as retries.
 # A second command may follow the first after the token ::kubeferry-then:: (restricted
 # mode's delete pass); it runs, with the same retries, only if the first one succeeded.
 # Usage: rsync-client.sh RETRIES DONE_FILE rsync ARG... [::kubeferry-then:: rsync ARG...]
@@ -31,6 +33,7 @@ run_part() {
     done
     [ "$#" -eq 0 ] && return 0
     attempt=0
+    quick=0
     while :; do
         "$@"
         rc=$?
@@ -38,6 +41,11 @@ run_part() {
             5 | 10 | 12 | 30 | 35) ;; # the daemon was not reachable or the connection broke
             *) return "$rc" ;;
         esac
+        if [ "$which" = 1 ] && [ "$attempt" -eq 0 ] && [ "$quick" -lt 8 ]; then
+            quick=$((quick + 1))
+            sleep 0.25
+            continue
+        fi
         if [ "$attempt" -ge "$retries" ]; then
             echo "kubeferry: rsync failed with exit code $rc after $attempt retries" >&2
             return "$rc"

@@ -247,6 +247,24 @@ def test_a_clean_cluster_pair_passes_and_plans_the_destination_pvc():
     assert "storageClassName" not in created["spec"]
 
 
+def test_a_server_pod_left_by_an_interrupted_run_is_noticed():
+    values = inputs(state_transfer_pvcs=["data"])
+    plan = build_plan(
+        values["state_transfer_source"], values["state_transfer_destination"], ["data"]
+    )
+    run = plan["labels"]["kubeferry.io/run"]
+
+    def pod(run_id, side):
+        labels = {"kubeferry.io/run": run_id, "kubeferry.io/side": side}
+        return {"metadata": {"name": "p", "labels": labels}}
+
+    assert preflight()["server_pod_left"] is False
+    # The server of another run, or a client of this one, is not this run's server.
+    others = [pod("another", "server"), pod(run, "client"), {"metadata": {"name": "app"}}]
+    assert preflight(source_pods=others)["server_pod_left"] is False
+    assert preflight(source_pods=others + [pod(run, "server")])["server_pod_left"] is True
+
+
 def test_storage_class_override_per_pair():
     values = inputs(state_transfer_pvcs=[{"source": "data", "storage_class": "fast"}])
     plan = build_plan(SOURCE, DESTINATION, values["state_transfer_pvcs"])
