@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
 DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
 
-.PHONY: venv system-packages lint unit sanity molecule render dataplane e2e build-check ee-context test demo matrix clean
+.PHONY: venv system-packages lint unit sanity molecule render dataplane e2e build-check ee-context test demo matrix bench clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -83,6 +83,13 @@ release-check: venv
 
 build-check: release-check
 
+# Speed against the physical limit and the other tools' methods on the local clusters
+# (tests/bench; about 40 minutes): tables on the screen, .bench/results.json and table.md.
+# BENCH_ARGS="--runs 1 --only rsync-stunnel-load_balancer" measures one thing.
+bench: venv system-packages clusters-binaries
+	@$(MAKE) --no-print-directory system-packages DEBIAN_PACKAGES="socat openssh-server"
+	PYTHONPATH=tests $(BIN)/python -m bench $(BENCH_ARGS)
+
 # The build context of the execution environment image (execution-environment.yml) in
 # .ee/context, checked; building the image needs podman or docker (docs/awx.md).
 ee-context: venv
@@ -94,4 +101,4 @@ test: lint unit sanity render dataplane release-check ee-context clusters-test m
 include tests/clusters/clusters.mk
 
 clean:
-	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo .matrix .ee kubeferry-state_transfer-*.tar.gz
+	rm -rf $(VENV) .collections .pytest_cache .ruff_cache .demo .matrix .bench .ee kubeferry-state_transfer-*.tar.gz

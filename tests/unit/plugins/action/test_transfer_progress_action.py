@@ -200,9 +200,7 @@ def test_wait_timeout(kube, clock, display):
     assert lines(display) == ["data-0: 0% 283 B, 92.1 KiB/s, ETA 1:00:00, 53 files"]
 
 
-def test_the_end_of_a_copy_is_seen_quickly_and_lines_come_once_per_interval(
-    kube, clock, display
-):
+def test_the_end_of_a_copy_is_seen_quickly_and_lines_come_once_per_interval(kube, clock, display):
     # The copy may end any moment (ETA 0:00:00): snapshots every 2 s, so that the run goes on
     # 2 s after it ended rather than up to 10; its unchanged line is not repeated, a changed
     # one only once the interval has passed, and the end at once.
