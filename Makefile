@@ -7,9 +7,9 @@ PYTHON ?= python3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
-DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux
+DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux tinyproxy
 
-.PHONY: venv system-packages lint unit sanity molecule render dataplane e2e build-check ee-context test demo matrix bench clean
+.PHONY: venv system-packages lint unit sanity molecule render dataplane e2e build-check ee-context test demo matrix reliability bench clean
 
 venv: $(VENV)/.installed .collections/ansible_collections/kubeferry/state_transfer
 
@@ -74,6 +74,12 @@ e2e: venv system-packages clusters-binaries
 	$(BIN)/pytest tests/e2e
 	PYTHONPATH=tests $(BIN)/python -m matrix --scale small
 
+# What goes wrong in real clusters, on the local twin clusters (tests/reliability, started for
+# the run if not up): faults made with the harness's knobs, refused input, least privilege,
+# and the data-plane security checks (stunnel and daemon refusals); docs/reliability.md.
+reliability: venv system-packages clusters-binaries
+	$(BIN)/pytest tests/dataplane/test_security.py tests/reliability
+
 # Offline release check (tests/release_check.sh): build, install with the dependency into a
 # fresh path, ansible-doc of every module, filter and role entry point, playbook syntax,
 # antsibull-docs lint, changelog lint and a dry release. build-check: the former name.
@@ -95,7 +101,7 @@ bench: venv system-packages clusters-binaries
 ee-context: venv
 	tests/ee_check.sh
 
-test: lint unit sanity render dataplane release-check ee-context clusters-test molecule e2e
+test: lint unit sanity render dataplane release-check ee-context clusters-test molecule e2e reliability
 
 # The local twin clusters (tests/clusters): clusters-binaries, -up, -down, -status, -test.
 include tests/clusters/clusters.mk

@@ -56,6 +56,7 @@ class FilterModule(object):
             "state_transfer_input_errors": checks.input_errors,
             "state_transfer_preflight": checks.cluster_preflight,
             "state_transfer_summary_table": report.summary_table,
+            "state_transfer_explain_failure": report.explain_failure,
             "state_transfer_pvc_volumes": pods.pvc_volumes,
             "state_transfer_add_mount": pods.add_mount,
             "state_transfer_redact_secrets": pods.redact_secrets,

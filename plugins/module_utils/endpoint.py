@@ -124,7 +124,10 @@ def _route(cluster, params, check_mode):
         raise ModuleFailure(
             "{0} was not admitted by any router after {1:.0f} s (status.ingress has no "
             "Admitted=True condition): is a router (ingress controller) running that "
-            "selects this Route?".format(ref, exc.elapsed),
+            "selects this Route? A slow one needs a larger wait_timeout "
+            "(state_transfer_endpoint_timeout, or endpoint_route_wait_timeout).".format(
+                ref, exc.elapsed
+            ),
             route=exc.last or {},
         ) from exc
     return dict(changed=False, route=route, **route_address(route))

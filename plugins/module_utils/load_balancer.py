@@ -24,6 +24,10 @@ def service_ref(namespace, name):
     return "Service {0}/{1}".format(namespace, name)
 
 
+# How users of the roles set wait_timeout, for the error messages.
+TIMEOUT_VARIABLES = "state_transfer_endpoint_timeout, or endpoint_load_balancer_timeout"
+
+
 def ingresses(service):
     """The entries of status.loadBalancer.ingress that carry an address."""
     status = (service or {}).get("status") or {}
@@ -147,7 +151,9 @@ def execute(cluster, params, check_mode):
             "{0} got no load-balancer address (status.loadBalancer.ingress stayed empty) "
             "after {1:.0f} s: is a load-balancer controller running in this cluster? "
             "Without one, consider endpoint node_port (or route on OpenShift); a slow cloud "
-            "load balancer needs a larger wait_timeout.".format(ref, exc.elapsed),
+            "load balancer needs a larger wait_timeout ({2}).".format(
+                ref, exc.elapsed, TIMEOUT_VARIABLES
+            ),
             service=exc.last or {},
         ) from exc
 
@@ -167,8 +173,8 @@ def execute(cluster, params, check_mode):
         raise ModuleFailure(
             "{0} has the load-balancer address {1}, but {1} did not resolve from the "
             "controller within wait_timeout ({2} s). Cloud DNS can take minutes to "
-            "propagate: raise wait_timeout, or set resolve=false if only the other "
-            "cluster can resolve it.".format(ref, host, timeout),
+            "propagate: raise wait_timeout ({3}), or set resolve=false if only the other "
+            "cluster can resolve it.".format(ref, host, timeout, TIMEOUT_VARIABLES),
             host=host,
             service=service,
         ) from None

@@ -131,9 +131,12 @@ def _container_verdict(pod, state, fail_on_exit_code):
         for status in container_statuses(pod, init=init):
             waiting = (status.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in STUCK_WAITING_REASONS:
-                return Verdict(
-                    FAILED, waiting["reason"], waiting.get("message", ""), status.get("name")
-                )
+                message = waiting.get("message", "")
+                last = _terminated(status, last=True)
+                if waiting["reason"] == "CrashLoopBackOff" and last:
+                    # Why it keeps failing is in its last termination (exit code, message).
+                    message += "; last time: " + _termination_verdict(status, last, init).message
+                return Verdict(FAILED, waiting["reason"], message, status.get("name"))
             for last in (False, True):
                 terminated = _terminated(status, last=last)
                 if not terminated:

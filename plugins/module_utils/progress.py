@@ -86,6 +86,10 @@ RCLONE_DELETED = re.compile(r"Deleted:\s*(?P<files>\d+)\s*\(files\),\s*(?P<dirs>
 RCLONE_FILES = re.compile(r"Transferred:\s*(?P<done>\d+)\s*/\s*(?P<total>\d+),\s*(?:\d+%|-)\s*$")
 # The last line of a block of stats: a block without a files line has transferred none.
 RCLONE_BLOCK_END = re.compile(r"^Elapsed time:")
+# Retries after a broken connection: rsync-client.sh's lines (each retry, then the total),
+# rclone's "Attempt 2/5 failed with 1 errors ..." and "Attempt 3/5 succeeded".
+RSYNC_RETRY = re.compile(r"kubeferry: (?:rsync exit code \d+ \(connection\); retry|retries:) (\d+)")
+RCLONE_ATTEMPT = re.compile(r"Attempt (\d+)/(\d+) (failed|succeeded)")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_SECONDS["y"] = 365 * 86400
@@ -122,6 +126,7 @@ def empty_progress():
         eta=None,
         created=None,
         deleted=None,
+        retries=0,
         complete=False,
     )
 
@@ -130,6 +135,10 @@ def parse_rsync(text):
     """Progress from rsync's log: the last progress2 line, then the --stats block if any."""
     found = empty_progress()
     for line in split_lines(text):
+        match = RSYNC_RETRY.search(line)
+        if match:
+            found["retries"] = max(found["retries"], int(match.group(1)))
+            continue
         match = RSYNC_PROGRESS.match(line)
         if match:
             found["bytes"] = rsync_number(match.group("bytes"))
@@ -166,6 +175,13 @@ def parse_rclone(text):
     found = empty_progress()
     block_counted_files = False
     for line in split_lines(text):
+        match = RCLONE_ATTEMPT.search(line)
+        if match:
+            attempt, attempts = int(match.group(1)), int(match.group(2))
+            # A failed attempt is retried unless it was the last one.
+            done = attempt if match.group(3) == "failed" and attempt < attempts else attempt - 1
+            found["retries"] = max(found["retries"], done)
+            continue
         if RCLONE_BLOCK_END.match(line):
             if not block_counted_files:  # rclone leaves the line out while it is 0 of 0
                 found["files"] = found["total_files"] = 0
@@ -406,6 +422,7 @@ def summarise(pods, now, stopped_because="", observed=None):
                 files=entry.get("files"),
                 created=entry.get("created"),
                 deleted=entry.get("deleted"),
+                retries=entry.get("retries") or 0,
                 started_at=entry.get("started_at") or "",
                 finished_at=entry.get("finished_at") or "",
                 duration_seconds=round(duration, 1),

@@ -168,6 +168,11 @@ summary:
         - Entries deleted from the destination in mirror mode (rsync Number of deleted files;
           rclone Deleted files and directories; null when none were reported).
       type: int
+    retries:
+      description:
+        - Times the copy was tried again after a broken connection (rsync-client.sh's bounded
+          retries, rclone's C(--retries)); 0 when the first attempt went through.
+      type: int
     started_at:
       description: When the transfer container started (RFC 3339, UTC; empty if it never did).
       type: str
@@ -228,6 +233,9 @@ pods:
       type: int
     deleted:
       description: Entries deleted from the destination (mirror mode, at the end).
+      type: int
+    retries:
+      description: Retries after a broken connection so far.
       type: int
     percent:
       description: Percentage done, as the transfer program reports it.

@@ -6,6 +6,7 @@ Each function returns a list of messages; every message names the variable to ch
 how. The role fails with all of them at once, so a user fixes their input in one go.
 """
 
+import ipaddress
 import re
 
 try:
@@ -94,6 +95,15 @@ RSYNC_SAFE_VALUE_OPTIONS = {
 }
 BWLIMIT = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGkmg]?$")
 RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
+# transport_stunnel_proxy: "host:port", the host a name, an IPv4 address or an IPv6 address
+# in brackets. Matched whole (fullmatch): the value becomes lines of stunnel's configuration,
+# so no space, newline or other character may come through.
+_HOST_LABEL = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+PROXY = re.compile(
+    r"(?P<host>{0}(?:\.{0})*|\[(?P<ipv6>[0-9A-Fa-f:.]+)\]):(?P<port>[0-9]{{1,5}})".format(
+        _HOST_LABEL
+    )
+)
 
 
 def _is_int(value):
@@ -126,6 +136,42 @@ def rsync_extra_arg_errors(args, variable="state_transfer_rsync_extra_args"):
     return errors
 
 
+def source_range_errors(ranges, variable="state_transfer_network_policy_source_ranges"):
+    """CIDRs for the server's NetworkPolicy (ipBlock.cidr): each a network address with its
+    prefix length, IPv4 or IPv6, as the API server takes them."""
+    if ranges in (None, ""):
+        return []
+    if not isinstance(ranges, list):
+        return [
+            "{0}: must be a list of CIDRs such as ['203.0.113.0/24'], got {1!r}.".format(
+                variable, ranges
+            )
+        ]
+    errors = []
+    for cidr in ranges:
+        try:
+            network = ipaddress.ip_network(cidr, strict=False) if isinstance(cidr, str) else None
+        except ValueError:
+            network = None
+        if network is None or "/" not in cidr:
+            hint = ""
+            if network is not None:
+                hint = " Write {0!r} for that address alone.".format(str(network))
+            errors.append(
+                "{0}: {1!r} is not a CIDR; give an address block with its prefix length, "
+                "such as '203.0.113.0/24'.{2}".format(variable, cidr, hint)
+            )
+        elif network.network_address != ipaddress.ip_address(cidr.split("/", 1)[0]):
+            address = cidr.split("/", 1)[0]
+            errors.append(
+                "{0}: {1!r} has address bits set after the prefix length; write {2!r} for the "
+                "whole block or {3!r} for that address.".format(
+                    variable, cidr, str(network), "{0}/{1}".format(address, network.max_prefixlen)
+                )
+            )
+    return errors
+
+
 def exclude_errors(patterns, variable="state_transfer_excludes"):
     errors = []
     for pattern in patterns:
@@ -145,6 +191,64 @@ def exclude_errors(patterns, variable="state_transfer_excludes"):
             )
         elif any(ord(char) < 32 for char in pattern):
             errors.append("{0}: {1!r} contains control characters.".format(variable, pattern))
+    return errors
+
+
+def proxy_errors(proxy, transport, variable="transport_stunnel_proxy"):
+    """An HTTP proxy for the stunnel client: 'host:port' of an unauthenticated proxy that
+    allows CONNECT. Empty means none. Only the stunnel transport can use one."""
+    if proxy in (None, ""):
+        return []
+    errors = []
+    if transport in TRANSPORTS and transport != "stunnel":
+        errors.append(
+            "{0}: only the stunnel transport can go through an HTTP proxy, and "
+            "state_transfer_transport is {1!r}. Set state_transfer_transport: stunnel, or leave "
+            "{0} empty to connect directly.".format(variable, transport)
+        )
+    if not isinstance(proxy, str):
+        return errors + [
+            "{0}: {1!r} is not a string; give 'host:port' of the proxy, e.g. "
+            "'proxy.example.com:3128'.".format(variable, proxy)
+        ]
+    # Never repeat credentials given in the value.
+    shown = re.sub(r"[^/@]*@", "***@", proxy)
+    match = PROXY.fullmatch(proxy)
+    host = match.group("host") if match else ""
+    valid_host = bool(match) and len(host) <= 253
+    if valid_host and match.group("ipv6"):
+        try:
+            valid_host = ipaddress.ip_address(match.group("ipv6")).version == 6
+        except ValueError:
+            valid_host = False
+    elif valid_host and re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            valid_host = False
+    if not valid_host:
+        message = [
+            "{0}: {1!r} is not 'host:port' of an HTTP proxy. Give a host name, an IPv4 "
+            "address or an IPv6 address in brackets, then ':' and a port from 1 to 65535, "
+            "e.g. 'proxy.example.com:3128' or '[2001:db8::1]:3128'.".format(variable, shown)
+        ]
+        if "://" in proxy:
+            message.append("Leave out the scheme: write 'host:port', not a URL.")
+        if "@" in proxy:
+            message.append(
+                "Proxies that need credentials are not supported: use one that allows "
+                "CONNECT without them."
+            )
+        if any(char.isspace() or ord(char) < 32 for char in proxy):
+            message.append("It contains spaces or control characters.")
+        return errors + [" ".join(message)]
+    port = int(match.group("port"))
+    if not 0 < port < 65536:
+        errors.append(
+            "{0}: port {1} of {2!r} is out of range; give a port from 1 to 65535.".format(
+                variable, port, proxy
+            )
+        )
     return errors
 
 
@@ -302,6 +406,7 @@ def input_errors(given):
             )
         )
     errors += exclude_errors(inputs.get("state_transfer_excludes") or [])
+    errors += source_range_errors(inputs.get("state_transfer_network_policy_source_ranges"))
     extra = inputs.get("state_transfer_rsync_extra_args") or []
     if extra and inputs.get("state_transfer_transfer") != "rsync":
         errors.append(
@@ -309,6 +414,9 @@ def input_errors(given):
             "remove it or switch the transfer to rsync."
         )
     errors += rsync_extra_arg_errors(extra)
+    errors += proxy_errors(
+        inputs.get("transport_stunnel_proxy"), inputs.get("state_transfer_transport")
+    )
     return errors
 
 

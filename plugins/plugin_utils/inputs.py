@@ -30,7 +30,10 @@ BOOLEANS = (
     "state_transfer_mirror",
     "state_transfer_compress",
     "state_transfer_create_destination_pvcs",
+    "state_transfer_network_policy",
 )
+# Lists that may come as one string of items separated by commas, spaces or new lines.
+STRING_LISTS = ("state_transfer_network_policy_source_ranges",)
 SIDES = ("state_transfer_source", "state_transfer_destination")
 # The keys of a side that have a flat variable (state_transfer_source_kubeconfig, ...).
 FLAT_SIDE_KEYS = ("kubeconfig", "context", "namespace")
@@ -52,6 +55,14 @@ def to_bool(value):
             return True
         if word in BOOLEANS_FALSE:
             return False
+    return value
+
+
+def string_list(value):
+    """Items of "203.0.113.0/24, 198.51.100.7/32" (commas, spaces or new lines between
+    them: an AWX text answer) as a list; anything else unchanged."""
+    if isinstance(value, str):
+        return [item for item in re.split(r"[,\s]+", value) if item]
     return value
 
 
@@ -131,6 +142,9 @@ def normalise(given):
     for variable in BOOLEANS:
         if variable in inputs:
             inputs[variable] = to_bool(inputs[variable])
+    for variable in STRING_LISTS:
+        if variable in inputs:
+            inputs[variable] = string_list(inputs[variable])
     if "state_transfer_pvcs" in inputs:
         inputs["state_transfer_pvcs"] = pvc_entries(inputs["state_transfer_pvcs"])
     for variable in SIDES:

@@ -234,6 +234,8 @@ def plan_summary(inputs, plan):
                 "state_transfer_endpoint_timeout",
                 "state_transfer_transfer_timeout",
                 "state_transfer_progress_interval",
+                "state_transfer_network_policy",
+                "state_transfer_network_policy_source_ranges",
             )
         ),
     }

@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The summary a user reads at the end of a run."""
 
+import re
+
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import human_bytes
 
 LOG_LINES = 8
@@ -28,6 +30,12 @@ def summary_table(summary):
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
     ]
     for entry in summary or []:
+        if entry.get("retries"):
+            lines.append(
+                "{0}: retried {1} time(s) after a broken connection".format(
+                    entry.get("pvc"), entry["retries"]
+                )
+            )
         if entry.get("state") != "success" and entry.get("message"):
             lines.append("{0}: {1}".format(entry.get("pvc"), entry["message"]))
             # The program's own last words say why (DNS, refused, permission ...).
@@ -38,3 +46,22 @@ def summary_table(summary):
             tail = [str(line) for line in tail if str(line).strip()]
             lines.extend("  | " + line for line in tail[-LOG_LINES:])
     return lines
+
+
+# The API server's refusal inside a module's failure message (often a Status object printed as
+# bytes, its quotes escaped): "services is forbidden: User \"system:...\" cannot create ...".
+_FORBIDDEN = re.compile(r'([\w.-]+(?: "[^"]*")? is forbidden: User .+?)(?:",\s*"reason"|\'|$)')
+
+
+def explain_failure(message):
+    """A failure message as the user should read it: a refusal of the API server (RBAC) is
+    cut out of the Status dump and followed by where the needed rights are listed."""
+    text = str(message or "")
+    match = _FORBIDDEN.search(text.replace("\\\\", "\\").replace('\\"', '"'))
+    if not match:
+        return text
+    return (
+        "the API server refused a request: {0}. The identity needs the rights of "
+        "rbac/source.yml on the source cluster and rbac/destination.yml on the destination "
+        "(docs/security.md)".format(match.group(1))
+    )

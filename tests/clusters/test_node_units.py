@@ -6,6 +6,7 @@ import os
 
 from .node.agent import node_fits
 from .node.launcher import in_root
+from .node.runtime import missing_programs
 from .node.volumes import expand
 
 LABELS = {"kubernetes.io/hostname": "kf-source-node", "kubernetes.io/os": "linux"}
@@ -71,3 +72,37 @@ def test_in_root_resolves_symlinks_inside_the_root(tmp_path):
     assert in_root(str(root), "/var/rel/y") == str(root / "run" / "y")
     assert in_root(str(root), "/escape/etc") == str(root / "etc")
     assert in_root(str(root), "/../../etc") == str(root / "etc")
+
+
+def test_an_image_tagged_without_a_program_lacks_it_in_every_path_directory():
+    assert missing_programs("quay.io/backube/volsync:0.11.0") == []
+    assert missing_programs("") == [] and missing_programs(None) == []
+    absent = missing_programs("example.com/no-stunnel:kf-test-without-stunnel")
+    assert "/usr/bin/stunnel" in absent and "/bin/stunnel" in absent
+    assert {os.path.basename(path) for path in absent} == {"stunnel"}
+
+
+def test_a_load_balancer_hostname_label_stays_a_valid_dns_label():
+    from .network.services import lb_label
+
+    assert lb_label("web", "shop") == "web-shop"
+    long = lb_label(
+        "kubeferry-e0eaf680-server", "kft-test-a-load-balancer-hostname-whose-dns-18be60"
+    )
+    assert len(long) <= 63 and long.startswith("kubeferry-e0eaf680-server-kft-test")
+    assert long != lb_label(
+        "kubeferry-e0eaf680-server", "kft-test-a-load-balancer-hostname-whose-dns-28be60"
+    )
+
+
+def test_route_timeout_annotations_become_backend_timeouts_as_in_openshift():
+    from .network.services import route_timeouts
+
+    assert route_timeouts({}) == []
+    assert route_timeouts(
+        {
+            "haproxy.router.openshift.io/timeout": "24h",
+            "haproxy.router.openshift.io/timeout-tunnel": "90s",
+        }
+    ) == ["  timeout server 24h", "  timeout tunnel 90s"]
+    assert route_timeouts({"haproxy.router.openshift.io/timeout-tunnel": "soon"}) == []

@@ -16,7 +16,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), ".collec
 import render  # noqa: E402
 import runner  # noqa: E402
 
-PROGRAMS = ("rsync", "rclone", "stunnel", "ip", "unshare", "nsenter", "setpriv", "setfacl")
+PROGRAMS = (
+    "rsync", "rclone", "stunnel", "ip", "unshare", "nsenter", "setpriv", "setfacl",
+    "iptables", "tinyproxy",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):

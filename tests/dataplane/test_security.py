@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import pytest
 from test_transfer import make_dir, start_client, start_server
@@ -23,6 +24,34 @@ try:
             print("RECEIVED", tls.recv(64))
 except Exception as error:
     print("ERROR", type(error).__name__, error)
+"""
+
+# A plain TCP client (no TLS): what the port sends before the client says anything, then
+# after it sends the opening of the transfer protocol, and whether the port closed.
+PLAIN_CLIENT = r"""
+import socket, sys
+host, port, hello = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+with socket.create_connection((host, port), timeout=5) as raw:
+    raw.settimeout(2)
+    try:
+        first = raw.recv(4096)
+    except socket.timeout:
+        first = None
+    print("FIRST", repr(first))
+    raw.sendall(hello)
+    raw.settimeout(10)
+    received, closed = b"", False
+    try:
+        while True:
+            chunk = raw.recv(4096)
+            if not chunk:
+                closed = True
+                break
+            received += chunk
+    except (socket.timeout, ConnectionResetError) as error:
+        closed = isinstance(error, ConnectionResetError)
+    print("AFTER", repr(received))
+    print("CLOSED", closed)
 """
 
 
@@ -78,6 +107,46 @@ def test_stunnel_accepts_only_the_run_client_certificate(
     else:
         assert "@RSYNCD" not in output, output
         assert "ERROR" in output, output
+
+
+# The opening bytes of each transfer protocol's client.
+HELLO = {"rsync": "@RSYNCD: 31.0\n", "rclone": "GET /data/ HTTP/1.1\r\nHost: x\r\n\r\n"}
+
+
+@pytest.mark.parametrize("transfer", ["rsync", "rclone"])
+def test_stunnel_port_gives_a_plain_tcp_client_nothing_of_the_transfer(
+    rendered, cluster_for, workdir, transfer
+):
+    """Without a TLS handshake the exposed port says nothing (the rsync daemon greets first
+    on plain TCP) and answers nothing of rsync or HTTP: it only closes the connection."""
+    combo = rendered(transfer, "stunnel")
+    cluster = cluster_for(combo)
+    source = make_dir(os.path.join(workdir, "source-pvc"))
+    write(os.path.join(source, "file"), "data\n", 0o644)
+    server = start_server(cluster, combo, {"data": source})
+    result = cluster.run_in_netns(
+        "client",
+        [sys.executable, "-c", PLAIN_CLIENT, combo.endpoint["host"], "6443", HELLO[transfer]],
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "FIRST None" in output, "the port spoke before the client: " + output
+    assert "CLOSED True" in output, "the port did not close the connection: " + output
+    after = output.split("AFTER ", 1)[1].split("\n", 1)[0]
+    # At most a TLS alert record (content type 21), never the daemon's or server's answer.
+    assert after in ("b''",) or after.startswith("b'\\x15\\x03"), output
+    for text in ("RSYNCD", "HTTP/", "data", "auth", "@ERROR"):
+        assert text not in after, output
+    # stunnel failed the handshake and forwarded not a byte to the transfer program.
+    closed = "0 byte(s) sent to TLS, 0 byte(s) sent to socket"
+    for _attempt in range(50):
+        log = server.containers["transport"].log()
+        ours = log.split("accepted connection from {0}:".format(cluster.client_address), 1)
+        if len(ours) == 2 and closed in ours[1]:
+            break
+        time.sleep(0.1)
+    assert len(ours) == 2 and closed in ours[1], log
+    assert "SSL_accept" in ours[1], log
 
 
 def test_stunnel_client_refuses_a_server_of_another_ca(rendered, cluster_for, workdir, foreign_tls):

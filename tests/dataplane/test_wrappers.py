@@ -58,6 +58,18 @@ def test_rsync_wrapper_tries_again_at_once_while_the_transport_starts(tmp_path):
     assert "retry" not in result.stderr
 
 
+def test_rsync_wrapper_counts_a_connection_broken_mid_copy_as_a_retry(tmp_path):
+    # Reset after data moved (exit code 12): a real retry at once, reported, and the total
+    # as the last line for the run's summary; no quick tries, which are for a refused start.
+    done, broken = str(tmp_path / "done"), tmp_path / "broken"
+    script = "echo try; [ -e {0} ] && exit 0; touch {0}; exit 12".format(broken)
+    result = sh([RSYNC_CLIENT, "5", done, "sh", "-c", script])
+    assert result.returncode == 0
+    assert result.stdout.count("try") == 2
+    assert "retry 1 of 5 in 2s" in result.stderr
+    assert result.stderr.splitlines()[-1] == "kubeferry: retries: 1"
+
+
 def test_rclone_wrapper_keeps_the_exit_code_and_leaves_the_marker(tmp_path):
     done = str(tmp_path / "done")
     result = sh([RCLONE_CLIENT, done, "sh", "-c", "exit 7"])

@@ -21,6 +21,7 @@ from clusters import apiserver, harness, pvcs, world
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PLAYBOOK = ROOT / "playbooks" / "state_transfer.yml"
+CLEANUP = ROOT / "playbooks" / "cleanup.yml"
 MANAGED = "app.kubernetes.io/managed-by=kubeferry.state_transfer"
 CLUSTERS = ("source", "destination")
 
@@ -39,6 +40,7 @@ class Transfer:
         self.capture = capture
         self.core = {name: k8s.CoreV1Api(clients[name]) for name in CLUSTERS}
         self.custom = {name: k8s.CustomObjectsApi(clients[name]) for name in CLUSTERS}
+        self.networking = {name: k8s.NetworkingV1Api(clients[name]) for name in CLUSTERS}
 
     def create_pvc(self, cluster, name, size="1Gi", modes=("ReadWriteOnce",)):
         """Create a PVC; returns the host directory behind it once it is Bound."""
@@ -69,27 +71,13 @@ class Transfer:
         variables.update(overrides)
         return variables
 
-    def playbook(self, *args, name=None, timeout=3600, **overrides):
+    def playbook(self, *args, name=None, timeout=3600, playbook=PLAYBOOK, **overrides):
         """Run the playbook with a vars file (vars-<name>.json in work_dir); the result has
         .report (the JSON summary) and .seconds (wall time)."""
-        stamp = name or time.monotonic_ns()
-        report = self.work_dir / "report-{0}.json".format(stamp)
-        overrides.setdefault("state_transfer_report_path", str(report))
-        vars_file = self.work_dir / "vars-{0}.json".format(stamp)
-        vars_file.write_text(json.dumps(self.variables(**overrides), indent=2))
-        command = [
-            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-            str(PLAYBOOK),
-            "-e",
-            "@{0}".format(vars_file),
-            *args,
-        ]
-        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-        if self.capture:
-            env["ANSIBLE_NOCOLOR"] = "1"
+        command, env, report = self._command(args, name, playbook, overrides)
         started = time.monotonic()
         result = subprocess.run(
-            world.in_world(*command),
+            command,
             env=env,
             cwd=ROOT,
             timeout=timeout,
@@ -98,9 +86,42 @@ class Transfer:
             check=False,
         )
         result.seconds = time.monotonic() - started
-        report = Path(overrides["state_transfer_report_path"])
         result.report = json.loads(report.read_text()) if report.exists() else None
         return result
+
+    def start(self, *args, name=None, playbook=PLAYBOOK, **overrides):
+        """Start the playbook in the background (its own process group, output to
+        work_dir/output-<name>.txt); the caller waits for, signals or kills it."""
+        command, env, _ = self._command(args, name, playbook, overrides)
+        output = open(self.work_dir / "output-{0}.txt".format(name), "w")  # noqa: SIM115
+        with output:
+            return subprocess.Popen(
+                command,
+                env=env,
+                cwd=ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _command(self, args, name, playbook, overrides):
+        stamp = name or time.monotonic_ns()
+        overrides.setdefault(
+            "state_transfer_report_path", str(self.work_dir / "report-{0}.json".format(stamp))
+        )
+        vars_file = self.work_dir / "vars-{0}.json".format(stamp)
+        vars_file.write_text(json.dumps(self.variables(**overrides), indent=2))
+        command = [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            str(playbook),
+            "-e",
+            "@{0}".format(vars_file),
+            *args,
+        ]
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+        if self.capture:
+            env["ANSIBLE_NOCOLOR"] = "1"
+        return world.in_world(*command), env, Path(overrides["state_transfer_report_path"])
 
     def leftovers(self):
         """Every object of any kubeferry run still on either cluster (PVCs are kept on purpose)."""
@@ -112,6 +133,7 @@ class Transfer:
                 ("Service", core.list_namespaced_service),
                 ("Secret", core.list_namespaced_secret),
                 ("ConfigMap", core.list_namespaced_config_map),
+                ("NetworkPolicy", self.networking[cluster].list_namespaced_network_policy),
             ):
                 for item in lister(namespace, label_selector=MANAGED).items:
                     left.append("{0}: {1}/{2}".format(cluster, kind, item.metadata.name))

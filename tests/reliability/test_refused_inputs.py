@@ -7,8 +7,7 @@ the role's argument spec (types, choices), the input checks, and the cluster che
 """
 
 import pytest
-
-from .playbook import output_of
+from e2e.playbook import output_of
 
 pytestmark = [pytest.mark.clusters, pytest.mark.e2e]
 

@@ -32,13 +32,18 @@ def combinations():
 
 
 def render_runs(workdir, specs, extra_vars=None):
-    """Run tests/render/render_all.yml with one local inventory host per spec."""
+    """Run tests/render/render_all.yml with one local inventory host per spec.
+
+    A spec's "host_vars" become variables of its host (above the roles' defaults), for the
+    part roles' options: {"transport_stunnel_proxy": "proxy:3128"}.
+    """
     hosts = {
-        "render-{0:02d}".format(index): {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
-            "render": spec,
-        }
+        "render-{0:02d}".format(index): dict(
+            spec.get("host_vars") or {},
+            ansible_connection="local",
+            ansible_python_interpreter=sys.executable,
+            render=spec,
+        )
         for index, spec in enumerate(specs)
     }
     inventory = os.path.join(str(workdir), "inventory.json")

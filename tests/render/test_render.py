@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import PASSWORD, ROOT, SEVERAL_PVCS, combinations, render_runs
+from .conftest import PASSWORD, ROOT, SEVERAL_PVCS, combinations, load_side, render_runs
 
 pytestmark = pytest.mark.render
 
@@ -101,7 +101,9 @@ def test_pods_have_no_api_access_and_no_secrets_in_their_spec(rendered, case):
     for pod in pods(objects_of(rendered, case)):
         spec = pod["spec"]
         assert spec["automountServiceAccountToken"] is False
-        assert spec["restartPolicy"] == "Never"
+        # The kubelet restarts a server whose daemon died; a client runs once.
+        side = pod["metadata"]["labels"]["kubeferry.io/side"]
+        assert spec["restartPolicy"] == {"server": "Always", "client": "Never"}[side]
         text = json.dumps(pod)
         assert PASSWORD not in text
         assert "PRIVATE KEY" not in text
@@ -150,7 +152,10 @@ def test_route_is_passthrough_exactly_when_tls(rendered, case):
         assert route["spec"]["tls"]["termination"] == "passthrough"
     else:
         assert "tls" not in route["spec"]
-    assert route["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"]
+    annotations = route["metadata"]["annotations"]
+    # Both idle timeouts of the router, the tunnel one being what a passthrough Route gets.
+    assert annotations["haproxy.router.openshift.io/timeout"] == "24h"
+    assert annotations["haproxy.router.openshift.io/timeout-tunnel"] == "24h"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[4] == "restricted"], ids=case_id)
@@ -179,3 +184,111 @@ def test_unsupported_combination_is_refused_before_anything_is_written(tmp_path)
     assert result.returncode != 0
     assert "SNI" in result.stdout and "state_transfer_transport: stunnel" in result.stdout
     assert not render_dir.exists()
+
+
+def stunnel_configs(objects):
+    """{config name: [(option, value), ...]} of the stunnel.conf files among the objects."""
+    configs = {}
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and "stunnel.conf" in obj.get("data", {}):
+            lines = obj["data"]["stunnel.conf"].splitlines()
+            options = [
+                tuple(part.strip() for part in line.split("=", 1))
+                for line in lines
+                if "=" in line and not line.lstrip().startswith(";")
+            ]
+            configs[obj["metadata"]["name"]] = options
+    return configs
+
+
+def values_of(options, name):
+    return [value for option, value in options if option == name]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1] == "stunnel"], ids=case_id)
+def test_stunnel_client_dials_the_endpoint_directly_without_a_proxy(rendered, case):
+    """transport_stunnel_proxy unset (the default): no CONNECT, the endpoint is dialled."""
+    clients = stunnel_configs(objects_of(rendered, case, "destination"))
+    assert len(clients) == case[3]
+    for options in clients.values():
+        assert values_of(options, "connect") == ["server-endpoint.invalid:443"]
+        assert values_of(options, "protocol") == []
+        assert values_of(options, "protocolHost") == []
+    for options in stunnel_configs(objects_of(rendered, case, "source")).values():
+        assert values_of(options, "protocol") == []
+
+
+# (transport_stunnel_proxy, endpoint) -> what the client's stunnel dials.
+PROXY_CASES = {
+    ("proxy.example.com:3128", "load_balancer"): "proxy.example.com:3128",
+    # IPv6: stunnel's connect splits at the last colon, without brackets.
+    ("[2001:db8::1]:3128", "route"): "2001:db8::1:3128",
+}
+
+
+def test_stunnel_client_goes_through_the_proxy_when_set(tmp_path):
+    specs = []
+    for index, (proxy, endpoint) in enumerate(PROXY_CASES):
+        specs.append(
+            {
+                "dir": str(tmp_path / "out-{0}".format(index)),
+                "source": {"context": "source", "namespace": "shop"},
+                "destination": {"context": "destination", "namespace": "shop-new"},
+                "pvcs": SEVERAL_PVCS,
+                "transfer": "rsync" if index == 0 else "rclone",
+                "transport": "stunnel",
+                "endpoint": endpoint,
+                "host_vars": {"transport_stunnel_proxy": proxy},
+            }
+        )
+    result = render_runs(tmp_path, specs)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    for spec, dialled in zip(specs, PROXY_CASES.values()):
+        clients = stunnel_configs(load_side(spec["dir"], "destination"))
+        assert len(clients) == len(SEVERAL_PVCS)
+        for options in clients.values():
+            assert values_of(options, "connect") == [dialled]
+            assert values_of(options, "protocol") == ["connect"]
+            # The proxy is asked for the endpoint's address and port.
+            assert values_of(options, "protocolHost") == ["server-endpoint.invalid:443"]
+            # TLS through the tunnel is checked exactly as without a proxy.
+            assert values_of(options, "checkHost") == ["kubeferry-server"]
+            assert values_of(options, "verifyChain") == ["yes"]
+            for option in ("protocolUsername", "protocolPassword", "protocolAuthentication"):
+                assert values_of(options, option) == []
+        # The server side does not use the proxy.
+        for options in stunnel_configs(load_side(spec["dir"], "source")).values():
+            assert values_of(options, "protocol") == []
+            assert not any("3128" in value for _option, value in options)
+
+
+def test_a_bad_or_unusable_proxy_is_refused_before_anything_is_written(tmp_path):
+    base = {
+        "source": {"namespace": "a"},
+        "destination": {"namespace": "b"},
+        "pvcs": [{"source": "data"}],
+        "transfer": "rsync",
+        "endpoint": "load_balancer",
+    }
+    specs = [
+        # A value that would add a line to stunnel's configuration.
+        dict(
+            base,
+            dir=str(tmp_path / "injected"),
+            transport="stunnel",
+            host_vars={"transport_stunnel_proxy": "proxy:3128\nverifyChain = no"},
+        ),
+        dict(
+            base,
+            dir=str(tmp_path / "null"),
+            transport="null",
+            host_vars={"transport_stunnel_proxy": "proxy:3128"},
+        ),
+    ]
+    result = render_runs(tmp_path, specs)
+    assert result.returncode != 0
+    assert "transport_stunnel_proxy" in result.stdout
+    assert "is not 'host:port' of an HTTP proxy" in result.stdout, result.stdout[-4000:]
+    assert "only the stunnel transport can go through an HTTP proxy" in result.stdout
+    for spec in specs:
+        assert not os.path.exists(spec["dir"]), spec["dir"]

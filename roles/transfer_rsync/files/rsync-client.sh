@@ -3,16 +3,18 @@
 # Runs rsync with the argv it is given (no word splitting, no shell evaluation), retries
 # connection failures a bounded number of times with backoff, then touches the done marker
 # for the transport sidecar and exits with rsync's exit code. The containers of a pod start
-# together: while the transport sidecar may still be starting (the first 2 s), connection
-# failures are tried again every fraction of a second, without counting as retries.
+# together: while the transport sidecar may still be starting (the first 2 s), a refused
+# connection is tried again every fraction of a second, without counting as a retry.
 # A second command may follow the first after the token ::kubeferry-then:: (restricted
 # mode's delete pass); it runs, with the same retries, only if the first one succeeded.
+# The last line says how many retries it took, when any did (the run's summary reports them).
 # Usage: rsync-client.sh RETRIES DONE_FILE rsync ARG... [::kubeferry-then:: rsync ARG...]
 set -u
 retries=$1
 done_file=$2
 shift 2
 separator=::kubeferry-then::
+retried=0
 
 # run_part PART ARG...: run the words of part 1 (before the separator) or 2 (after it).
 # The words are rotated through "$@", so each stays one argv item whatever it contains.
@@ -41,7 +43,8 @@ run_part() {
             5 | 10 | 12 | 30 | 35) ;; # the daemon was not reachable or the connection broke
             *) return "$rc" ;;
         esac
-        if [ "$which" = 1 ] && [ "$attempt" -eq 0 ] && [ "$quick" -lt 8 ]; then
+        # Refused while the sidecar starts (exit code 10, nothing moved yet): not a retry.
+        if [ "$rc" = 10 ] && [ "$which" = 1 ] && [ "$attempt" -eq 0 ] && [ "$quick" -lt 8 ]; then
             quick=$((quick + 1))
             sleep 0.25
             continue
@@ -51,6 +54,7 @@ run_part() {
             return "$rc"
         fi
         attempt=$((attempt + 1))
+        retried=$((retried + 1))
         case $attempt in
             1) delay=2 ;;
             2) delay=4 ;;
@@ -70,5 +74,6 @@ if [ "$rc" -eq 0 ]; then
     rc=$?
 fi
 
+[ "$retried" -gt 0 ] && echo "kubeferry: retries: $retried" >&2
 touch "$done_file"
 exit "$rc"

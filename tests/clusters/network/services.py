@@ -10,7 +10,8 @@
 
 Fault knobs, as Service annotations:
   kf.test/lb-never: "true"            the LoadBalancer never gets an address
-  kf.test/lb-hostname: "true"         ingress is a hostname (<name>-<ns>.lb.<cluster>.kf.test)
+  kf.test/lb-hostname: "true"         ingress is a hostname (<name>-<ns>.lb.<cluster>.kf.test,
+                                      the label shortened with a hash beyond 63 characters)
   kf.test/lb-dns-delay-seconds: "N"   ... whose DNS record appears N seconds later (implies
                                       hostname ingress)
   kf.test/reset-after-bytes: "N"      the first proxied connection after the annotation is set
@@ -23,6 +24,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -35,6 +37,32 @@ from ..node.kube import Informer, now_rfc3339
 from . import dns, layout
 
 log = logging.getLogger(__name__)
+
+
+ROUTE_TIMEOUT = "haproxy.router.openshift.io/timeout"
+ROUTE_TUNNEL_TIMEOUT = "haproxy.router.openshift.io/timeout-tunnel"
+HAPROXY_TIME = re.compile(r"^[1-9][0-9]*(us|ms|s|m|h|d)?$")
+
+
+def route_timeouts(annotations):
+    """The backend lines OpenShift's router template makes of a Route's timeout annotations
+    (values that are no HAProxy time are ignored, as there)."""
+    lines = []
+    for annotation, keyword in ((ROUTE_TIMEOUT, "server"), (ROUTE_TUNNEL_TIMEOUT, "tunnel")):
+        value = str(annotations.get(annotation, "")).strip()
+        if HAPROXY_TIME.match(value):
+            lines.append(f"  timeout {keyword} {value}")
+    return lines
+
+
+def lb_label(name, namespace):
+    """The first DNS label of a hostname ingress: <name>-<namespace>, at most 63 characters
+    (a longer label is no valid DNS name: cut, with a hash of the whole to stay unique)."""
+    label = f"{name}-{namespace}"
+    if len(label) <= 63:
+        return label
+    return label[:54].rstrip("-") + "-" + hashlib.sha256(label.encode()).hexdigest()[:8]
+
 
 ANN_NEVER = "kf.test/lb-never"
 ANN_HOSTNAME = "kf.test/lb-hostname"
@@ -206,7 +234,7 @@ class ServiceController:
             for p in svc["spec"].get("ports") or []
         ]
         if hostname_mode:
-            host = f"{md['name']}-{md['namespace']}.{layout.lb_domain(self.cluster)}"
+            host = f"{lb_label(md['name'], md['namespace'])}.{layout.lb_domain(self.cluster)}"
             ingress = [{"hostname": host, "ports": ports}]
             if uid not in self.dns_due:
                 try:
@@ -477,11 +505,13 @@ class ServiceController:
         lines = [
             "global",
             "  maxconn 4096",
+            # OpenShift's router defaults: an established passthrough connection is a tunnel,
+            # cut after 1h idle unless the Route's timeout-tunnel annotation says otherwise.
             "defaults",
             "  timeout connect 5s",
-            "  timeout client 1h",
-            "  timeout server 1h",
-            "  timeout tunnel 24h",
+            "  timeout client 30s",
+            "  timeout server 30s",
+            "  timeout tunnel 1h",
             "  option clitcpka",
             "  option srvtcpka",
             "frontend fe_passthrough",
@@ -509,6 +539,7 @@ class ServiceController:
                 continue  # edge/reencrypt: not served by this router (not used by the collection)
             backends.append(f"backend {name}")
             backends.append(f"  mode {mode}")
+            backends += route_timeouts(md.get("annotations") or {})
             backends.append(f"  # route {md['namespace']}/{md['name']} host {host}")
             for i, (ip, port) in enumerate(servers):
                 backends.append(f"  server pod{i} {ip}:{port}")

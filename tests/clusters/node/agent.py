@@ -4,8 +4,9 @@ One NodeAgent per cluster, running in kf-world. It registers its Node and renews
 schedules pending Pods onto itself, runs them (runtime.PodRunner), provisions directory-backed
 PVs for PVCs, removes the protection finalizers the storage controllers would, empties and
 finalizes Terminating namespaces, creates `default` ServiceAccounts and the `kube-root-ca.crt`
-ConfigMap in namespaces, serves container logs on the kubelet port, and drives the Service
-and Route networking (network.services).
+ConfigMap in namespaces, serves container logs on the kubelet port, drives the Service
+and Route networking (network.services) and enforces the Ingress NetworkPolicies of its pods
+(netpol).
 """
 
 import logging
@@ -20,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from ..network import layout
 from .kube import STRATEGIC, Informer, Kube, now_rfc3339
 from .logserver import LogServer
+from .netpol import Enforcer
 from .runtime import IPAllocator, PodRunner
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,13 @@ class NodeAgent:
         self.pvcs = Informer(self.kube, "/api/v1/persistentvolumeclaims", on_event, self.stop_event)
         self.pvs = Informer(self.kube, "/api/v1/persistentvolumes", on_event, self.stop_event)
         self.namespaces = Informer(self.kube, "/api/v1/namespaces", on_event, self.stop_event)
-        self.informers = [self.pods, self.pvcs, self.pvs, self.namespaces]
+        self.netpols = Informer(
+            self.kube, "/apis/networking.k8s.io/v1/networkpolicies", on_event, self.stop_event
+        )
+        self.informers = [self.pods, self.pvcs, self.pvs, self.namespaces, self.netpols]
+        # NetworkPolicy (Ingress, TCP) in each pod's network namespace (netpol.py); the pods
+        # see the node through its address on the pod bridge.
+        self.netpol = Enforcer(self, layout.CLUSTERS[cluster]["gateway"])
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self):
@@ -162,6 +170,9 @@ class NodeAgent:
             self.heartbeat()
         self.schedule()
         self.sync_runners()
+        with self.runners_lock:
+            runners = list(self.runners.values())
+        self.netpol.sync(runners)
         self.provision()
         self.sync_namespaces()
         if self.services is not None:

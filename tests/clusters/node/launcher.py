@@ -169,6 +169,12 @@ def build_root(spec):
         with open(target, "w") as fh:
             fh.write(content)
         os.chmod(target, 0o644)
+    # Files the image does not have: removed from the overlay only (a whiteout in the upper
+    # layer), never from the host.
+    for path in spec.get("absent", []):
+        target = in_root(root, path)
+        if os.path.lexists(target):
+            os.unlink(target)
     term = spec.get("termination_log")
     if term:
         bind(term["host"], _ensure_target(root, term["target"], False))

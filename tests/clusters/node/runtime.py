@@ -27,6 +27,20 @@ log = logging.getLogger(__name__)
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 KILL_ANNOTATION = "kf.test/kill-container"
+# Fault knob: an image tagged kf-test-without-<program> lacks that program (stands in for an
+# image built without it); its container's root has no such file in any PATH directory.
+WITHOUT_TAG = ":kf-test-without-"
+PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def missing_programs(image):
+    """The paths an image of the kf-test-without-<program> knob does not have."""
+    if WITHOUT_TAG not in (image or ""):
+        return []
+    program = image.rsplit(WITHOUT_TAG, 1)[1]
+    return [os.path.join(directory, program) for directory in PROGRAM_DIRS]
+
+
 MAX_TERM_MESSAGE = 4096
 # What containerd grants a non-privileged container by default.
 RUNTIME_DEFAULT_CAPABILITIES = (
@@ -226,6 +240,10 @@ class PodRunner(threading.Thread):
             return None
         try:
             self._setup_network()
+            # The NetworkPolicies that select the pod, before any of its containers listens.
+            enforcer = getattr(self.agent, "netpol", None)
+            if enforcer is not None:
+                enforcer.enforce(self, strict=True)
         except (RuntimeError, PodFailure) as exc:
             self._fail_pod("NetworkSetupFailed", str(exc))
             return None
@@ -390,6 +408,7 @@ class PodRunner(threading.Thread):
                 "target": c.spec.get("terminationMessagePath") or "/dev/termination-log",
             },
             "mounts": mounts,
+            "absent": missing_programs(c.spec.get("image")),
             "command": command,
             "env": env,
             "workdir": c.spec.get("workingDir") or "/",

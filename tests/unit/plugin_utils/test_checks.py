@@ -186,6 +186,99 @@ def test_same_namespace_on_different_clusters_is_fine():
     assert checks.input_errors(inputs(state_transfer_destination=dict(DESTINATION))) == []
 
 
+# transport_stunnel_proxy: "host:port" of an HTTP CONNECT proxy for the stunnel client.
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "",
+        None,
+        "proxy.example.com:3128",
+        "Proxy.Corp.Example:8080",
+        "squid:1",
+        "squid:65535",
+        "10.0.0.1:3128",
+        "[2001:db8::1]:3128",
+        "[::ffff:10.0.0.1]:3128",
+    ],
+)
+def test_a_stunnel_proxy_host_and_port_is_accepted(proxy):
+    assert checks.proxy_errors(proxy, "stunnel") == []
+    assert checks.input_errors(inputs(transport_stunnel_proxy=proxy)) == []
+
+
+# (value, a word of the fix the message must give)
+BAD_PROXIES = [
+    ("proxy.example.com", "host:port"),
+    ("proxy:", "host:port"),
+    (":3128", "host:port"),
+    ("proxy:0", "out of range"),
+    ("proxy:65536", "out of range"),
+    ("proxy:99999", "out of range"),
+    ("proxy:123456", "host:port"),
+    ("http://proxy.example.com:3128", "Leave out the scheme"),
+    ("proxy:3128/", "host:port"),
+    ("2001:db8::1:3128", "IPv6 address in brackets"),
+    ("[10.0.0.1]:3128", "IPv6 address in brackets"),
+    ("[2001:db8::zz]:3128", "IPv6 address in brackets"),
+    ("999.1.1.1:3128", "IPv4"),
+    ("-proxy:3128", "host name"),
+    ("proxy_1:3128", "host name"),
+    # Anything that could add a line or an option to stunnel's configuration.
+    ("proxy:3128\n", "control characters"),
+    ("proxy:3128\nverifyChain = no", "control characters"),
+    ("proxy:3128\r", "control characters"),
+    ("proxy :3128", "spaces"),
+    (" proxy:3128", "spaces"),
+    ("proxy:3128 ", "spaces"),
+    ("proxy:3128\tsni=x", "spaces"),
+    ("proxy:3128;x", "host:port"),
+    ("proxy:3128\x00", "control characters"),
+]
+
+
+@pytest.mark.parametrize("proxy, fix", BAD_PROXIES, ids=[repr(p) for p, _fix in BAD_PROXIES])
+def test_a_bad_stunnel_proxy_is_refused_before_anything_is_created(proxy, fix):
+    errors = checks.input_errors(inputs(transport_stunnel_proxy=proxy))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("transport_stunnel_proxy: "), errors
+    assert fix in errors[0], errors
+    # The message says what to write.
+    assert "1 to 65535" in errors[0], errors
+
+
+def test_a_stunnel_proxy_that_is_not_a_string_is_refused():
+    errors = checks.input_errors(inputs(transport_stunnel_proxy=3128))
+    assert errors == [
+        "transport_stunnel_proxy: 3128 is not a string; give 'host:port' of the proxy, e.g. "
+        "'proxy.example.com:3128'."
+    ]
+
+
+def test_proxy_credentials_are_refused_and_never_repeated():
+    for proxy in ("user:s3cret@proxy:3128", "http://user:s3cret@proxy:3128"):
+        [error] = checks.input_errors(inputs(transport_stunnel_proxy=proxy))
+        assert "credentials are not supported" in error, error
+        assert "s3cret" not in error and "user" not in error, error
+        assert "***@proxy:3128" in error, error
+
+
+def test_a_proxy_with_the_null_transport_is_refused():
+    errors = checks.input_errors(
+        inputs(state_transfer_transport="null", transport_stunnel_proxy="proxy:3128")
+    )
+    assert errors == [
+        "transport_stunnel_proxy: only the stunnel transport can go through an HTTP proxy, and "
+        "state_transfer_transport is 'null'. Set state_transfer_transport: stunnel, or leave "
+        "transport_stunnel_proxy empty to connect directly."
+    ]
+    # Without a proxy the null transport is fine; a bad proxy is named as well.
+    assert checks.input_errors(inputs(state_transfer_transport="null")) == []
+    both = checks.input_errors(
+        inputs(state_transfer_transport="null", transport_stunnel_proxy="proxy")
+    )
+    assert len(both) == 2 and all(e.startswith("transport_stunnel_proxy: ") for e in both)
+
+
 def pvc(name, phase="Bound", modes=("ReadWriteOnce",), size="1Gi"):
     return {
         "metadata": {"name": name},

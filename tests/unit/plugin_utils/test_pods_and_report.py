@@ -106,3 +106,31 @@ def test_htpasswd_sha1_matches_openssl(tmp_path):
         check=True,
     )
     assert htpasswd_sha1("secret-Password-1") == "{SHA}" + openssl.stdout.strip()
+
+
+# kubernetes.core.k8s's message for a create the API server refused, as ansible shows it.
+FORBIDDEN_CREATE = (
+    'Failed to create object: b\'{"kind":"Status","apiVersion":"v1","metadata":{},'
+    '"status":"Failure","message":"services is forbidden: User '
+    '\\\\"system:serviceaccount:shop:kubeferry-state-transfer-source\\\\" cannot create '
+    'resource \\\\"services\\\\" in API group \\\\"\\\\" in the namespace \\\\"shop\\\\"",'
+    '"reason":"Forbidden","details":{"kind":"services"},"code":403}\\n\''
+)
+
+
+def test_a_refusal_of_the_api_server_is_cut_out_and_points_at_the_rights():
+    explained = report.explain_failure(FORBIDDEN_CREATE)
+    assert explained.startswith(
+        'the API server refused a request: services is forbidden: User "system:serviceaccount:'
+        'shop:kubeferry-state-transfer-source" cannot create resource "services" in API group "" '
+        'in the namespace "shop". The identity needs the rights of rbac/source.yml'
+    ), explained
+    assert "Status" not in explained and "\\" not in explained
+    # A refusal from the kubernetes client's own exception (a named object) too.
+    plain = 'pods "kubeferry-1-server" is forbidden: User "alice" cannot delete resource "pods"'
+    assert report.explain_failure(plain).startswith(
+        "the API server refused a request: " + plain + ". The identity needs"
+    )
+    # Anything else is left as it is.
+    assert report.explain_failure("Service x got no address") == "Service x got no address"
+    assert report.explain_failure(None) == ""

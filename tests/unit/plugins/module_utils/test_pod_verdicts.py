@@ -129,3 +129,9 @@ def test_oomkilled_fails_even_without_fail_on_exit_code(kube):
 def test_evicted_fails_even_without_fail_on_exit_code(kube):
     verdict = pod_verdict(kube.api_object("pods", "evicted"), "completed", False)
     assert (verdict.state, verdict.reason) == (FAILED, "Evicted")
+
+
+def test_a_crash_loop_says_why_the_container_keeps_failing(kube):
+    verdict = pod_verdict(kube.api_object("pods", "crash_loop_backoff"), "ready")
+    assert verdict.message.startswith("back-off 1m20s restarting failed container=rsyncd")
+    assert verdict.message.endswith("; last time: container rsyncd exited with code 1")

@@ -336,3 +336,30 @@ def test_a_transfer_without_stats_counts_as_changed(kube):
     # It failed before printing any count: whether it wrote something is unknown.
     entry = pod_progress(kube.api_object("pods", "completed_success"), spec(), "", 2)
     assert summarise([entry], NOW)[0]["changed"] is True
+
+
+def test_retries_after_broken_connections_are_counted():
+    # rsync-client.sh: a line per retry, then the total as its last line.
+    rsync_log = (
+        "rsync: connection unexpectedly closed (1203 bytes received so far) [receiver]\n"
+        "kubeferry: rsync exit code 12 (connection); retry 1 of 5 in 2s\n"
+        "kubeferry: rsync exit code 12 (connection); retry 2 of 5 in 4s\n"
+        "Number of files: 3 (reg: 2, dir: 1)\n"
+        "kubeferry: retries: 2\n"
+    )
+    assert parse_rsync(rsync_log)["retries"] == 2
+    # Only the total survived the tail of the log.
+    assert parse_rsync("Number of files: 3\nkubeferry: retries: 3\n")["retries"] == 3
+    assert parse_rsync("Number of files: 3 (reg: 2, dir: 1)\n")["retries"] == 0
+    # rclone's own --retries: the failed attempts that were followed by another one.
+    failed_then_ok = (
+        "2026/11/27 08:10:16 ERROR : Attempt 1/5 failed with 1 errors and: connection reset\n"
+        "2026/11/27 08:10:26 ERROR : Attempt 2/5 succeeded\n"
+    )
+    assert parse_rclone(failed_then_ok)["retries"] == 1
+    all_failed = "".join(
+        "2026/11/27 08:10:16 ERROR : Attempt {0}/3 failed with 1 errors and: EOF\n".format(n)
+        for n in (1, 2, 3)
+    )
+    assert parse_rclone(all_failed)["retries"] == 2
+    assert parse_rclone("Transferred: 1 / 1, 100%\n")["retries"] == 0
