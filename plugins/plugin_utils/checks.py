@@ -93,8 +93,8 @@ RSYNC_SAFE_VALUE_OPTIONS = {
     "--max-delete": r"^[0-9]+$",
     "--checksum-choice": r"^[a-z0-9,]+$",
 }
-BWLIMIT = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGkmg]?$")
-RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
+BWLIMIT = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGkmg]?\Z")
+RUN_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?\Z")
 # transport_stunnel_proxy: "host:port", the host a name, an IPv4 address or an IPv6 address
 # in brackets. Matched whole (fullmatch): the value becomes lines of stunnel's configuration,
 # so no space, newline or other character may come through.

@@ -447,3 +447,10 @@ def test_restricted_pod_security_refuses_preserve_mode_only():
         ]
         == []
     )
+
+
+def test_a_run_id_or_bandwidth_with_a_trailing_newline_is_refused():
+    errors = checks.input_errors(inputs(state_transfer_run_id="abc\n"))
+    assert any(e.startswith("state_transfer_run_id") for e in errors), errors
+    errors = checks.input_errors(inputs(state_transfer_bwlimit="20M\n"))
+    assert any(e.startswith("state_transfer_bwlimit") for e in errors), errors

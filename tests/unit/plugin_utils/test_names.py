@@ -64,3 +64,15 @@ def test_invalid_label_values_are_made_valid(value):
     assert len(result) <= 63
     assert LABEL_VALUE.match(result), result
     assert result
+
+
+def test_a_trailing_newline_is_no_valid_name():
+    # "$" would also match before a final newline; a name with one is not a name.
+    from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.names import (
+        is_dns1123_label,
+        is_dns1123_subdomain,
+    )
+
+    assert is_dns1123_label("data") and not is_dns1123_label("data\n")
+    assert is_dns1123_subdomain("a.b") and not is_dns1123_subdomain("a.b\n")
+    assert k8s_name(["data\n"]) != "data\n"
