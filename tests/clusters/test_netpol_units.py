@@ -76,7 +76,7 @@ def test_one_tcp_port_from_anywhere_is_admitted_and_the_rest_dropped():
 
 
 def test_policy_types_default_to_ingress():
-    lines, _ = ingress_rules(SERVER, [_policy([{"ports": [{"port": 8873}]}], types=None)])
+    lines, _warnings = ingress_rules(SERVER, [_policy([{"ports": [{"port": 8873}]}], types=None)])
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp --dport 8873 -m comment --comment shop/only-tls -j ACCEPT"
     ]
@@ -84,14 +84,14 @@ def test_policy_types_default_to_ingress():
 
 def test_a_policy_without_rules_denies_every_new_tcp_connection():
     for ingress in (None, []):
-        lines, _ = ingress_rules(SERVER, [_policy(ingress)], node_address=NODE)
+        lines, _warnings = ingress_rules(SERVER, [_policy(ingress)], node_address=NODE)
         assert _accepts(lines) == []
 
 
 def test_an_empty_rule_or_empty_ports_admit_every_port():
-    lines, _ = ingress_rules(SERVER, [_policy([{}])])
+    lines, _warnings = ingress_rules(SERVER, [_policy([{}])])
     assert _accepts(lines) == [f"-A {CHAIN} -p tcp -m comment --comment shop/only-tls -j ACCEPT"]
-    lines, _ = ingress_rules(SERVER, [_policy([{"ports": [{"protocol": "TCP"}]}])])
+    lines, _warnings = ingress_rules(SERVER, [_policy([{"ports": [{"protocol": "TCP"}]}])])
     assert _accepts(lines) == [f"-A {CHAIN} -p tcp -m comment --comment shop/only-tls -j ACCEPT"]
 
 
@@ -104,7 +104,7 @@ def test_ip_blocks_with_except_and_port_ranges():
             {"ipBlock": {"cidr": "2001:db8::/32"}},  # the pods have IPv4 addresses only
         ],
     }
-    lines, _ = ingress_rules(SERVER, [_policy([rule])])
+    lines, _warnings = ingress_rules(SERVER, [_policy([rule])])
     comment = "-m comment --comment shop/only-tls"
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp -s 198.18.1.0/24 --dport 30000:30010 {comment} -j {CHAIN}-X0",
@@ -130,7 +130,7 @@ def test_named_ports_and_other_protocols():
         # UDP is not filtered at all; a rule of UDP ports admits no TCP.
         {"ports": [{"port": "dns", "protocol": "UDP"}, {"port": 53, "protocol": "UDP"}]},
     ]
-    lines, _ = ingress_rules(pod, [_policy(rules)])
+    lines, _warnings = ingress_rules(pod, [_policy(rules)])
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp --dport 6443 -m comment --comment shop/only-tls -j ACCEPT"
     ]
@@ -148,7 +148,7 @@ def test_pod_and_namespace_selector_peers_are_their_pods_addresses():
     ]
     pods = [SERVER, client, done, stranger, elsewhere]
     same_namespace = {"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}
-    lines, _ = ingress_rules(SERVER, [_policy([same_namespace])], pods, namespaces)
+    lines, _warnings = ingress_rules(SERVER, [_policy([same_namespace])], pods, namespaces)
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp -s 198.18.1.9/32 -m comment --comment shop/only-tls -j ACCEPT"
     ]
@@ -160,20 +160,20 @@ def test_pod_and_namespace_selector_peers_are_their_pods_addresses():
             }
         ]
     }
-    lines, _ = ingress_rules(SERVER, [_policy([both])], pods, namespaces)
+    lines, _warnings = ingress_rules(SERVER, [_policy([both])], pods, namespaces)
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp -s 198.18.1.11/32 -m comment --comment shop/only-tls -j ACCEPT"
     ]
     # A selector that matches no pod admits nobody.
     nobody = {"from": [{"podSelector": {"matchLabels": {"role": "ghost"}}}]}
-    lines, _ = ingress_rules(SERVER, [_policy([nobody])], pods, namespaces)
+    lines, _warnings = ingress_rules(SERVER, [_policy([nobody])], pods, namespaces)
     assert _accepts(lines) == []
 
 
 def test_policies_add_up():
     first = _policy([{"ports": [{"port": 6443}]}])
     second = _policy([{"ports": [{"port": 8873}]}], selector={}, name="all-pods")
-    lines, _ = ingress_rules(SERVER, [first, second])
+    lines, _warnings = ingress_rules(SERVER, [first, second])
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp --dport 6443 -m comment --comment shop/only-tls -j ACCEPT",
         f"-A {CHAIN} -p tcp --dport 8873 -m comment --comment shop/all-pods -j ACCEPT",
@@ -192,13 +192,13 @@ def test_the_node_reaches_the_readiness_probe_ports_only():
     pod["spec"]["containers"].append(
         {"name": "exec", "readinessProbe": {"exec": {"command": ["true"]}}}
     )
-    lines, _ = ingress_rules(pod, [_policy([])], node_address=NODE)
+    lines, _warnings = ingress_rules(pod, [_policy([])], node_address=NODE)
     probe = "-m comment --comment kubelet-probe -j ACCEPT"
     assert _accepts(lines) == [
         f"-A {CHAIN} -p tcp -s {NODE}/32 --dport 6443 {probe}",
         f"-A {CHAIN} -p tcp -s {NODE}/32 --dport 8080 {probe}",
     ]
-    lines, _ = ingress_rules(pod, [_policy([])])  # without the node's address: no exemption
+    lines, _warnings = ingress_rules(pod, [_policy([])])  # without the node's address: no exemption
     assert _accepts(lines) == []
 
 

@@ -92,7 +92,7 @@ class Transfer:
     def start(self, *args, name=None, playbook=PLAYBOOK, **overrides):
         """Start the playbook in the background (its own process group, output to
         work_dir/output-<name>.txt); the caller waits for, signals or kills it."""
-        command, env, _ = self._command(args, name, playbook, overrides)
+        command, env, _report = self._command(args, name, playbook, overrides)
         output = open(self.work_dir / "output-{0}.txt".format(name), "w")  # noqa: SIM115
         with output:
             return subprocess.Popen(

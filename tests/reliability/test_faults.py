@@ -32,7 +32,7 @@ def fill(root, big_mib=0, small=20):
     """A random file of big_mib MiB (if any) and small files in a directory."""
     if big_mib:
         with open(os.path.join(root, "big.bin"), "wb") as handle:
-            for _ in range(big_mib):
+            for _mib in range(big_mib):
                 handle.write(os.urandom(MIB))
     os.makedirs(os.path.join(root, "small"))
     for index in range(small):

@@ -34,7 +34,7 @@ def rbac_objects(side, namespace, without=()):
     """The objects of rbac/<side>.yml for namespace, less the (resource, verb) pairs of
     without in its Role and ClusterRole."""
     text = (RBAC / "{0}.yml".format(side)).read_text().replace(PLACEHOLDER, namespace)
-    objects = [doc for doc in yaml.safe_load_all(text) if doc]
+    objects = yaml.safe_load(text)["items"]  # one List
     for body in objects:
         if body["kind"] in ("Role", "ClusterRole"):
             body["rules"] = [

@@ -379,9 +379,17 @@ def required_calls(roles_dir):
 # The manifests -------------------------------------------------------------------------------
 
 
+def objects_of(text):
+    """The objects of an rbac/ file: one List (a single YAML document, as ansible-test's
+    yamllint wants every file of a collection)."""
+    document = yaml.safe_load(text)
+    assert document["kind"] == "List", "rbac/ files are one List"
+    return document["items"]
+
+
 def manifests(side, root=ROOT):
     with open(os.path.join(root, "rbac", side + ".yml"), encoding="utf-8") as handle:
-        return [doc for doc in yaml.safe_load_all(handle) if doc]
+        return objects_of(handle.read())
 
 
 def of_kind(docs, kind):
@@ -637,7 +645,7 @@ def test_the_bindings_name_the_identity(side):
 def test_the_namespace_substitution_gives_valid_objects(side):
     with open(os.path.join(ROOT, "rbac", side + ".yml"), encoding="utf-8") as handle:
         text = handle.read().replace(PLACEHOLDER, "shop")
-    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    docs = objects_of(text)
     assert PLACEHOLDER not in yaml.safe_dump_all(docs)
     dns = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     for doc in docs:

@@ -56,7 +56,7 @@ def test_network_policy_that_is_not_a_boolean_is_refused():
     ],
 )
 def test_source_ranges_are_valid_cidr_lists(value, expected):
-    normalised, _ = inputs.normalise(given(**{RANGES: value}))
+    normalised, _errors = inputs.normalise(given(**{RANGES: value}))
     if expected is None:
         expected = ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32"]
     assert normalised[RANGES] == expected
@@ -82,7 +82,7 @@ def test_bad_source_ranges_are_refused_naming_the_variable_and_the_fix(value, fi
 
 
 def test_the_plan_shows_the_policy_settings():
-    normalised, _ = inputs.normalise(
+    normalised, _errors = inputs.normalise(
         given(state_transfer_network_policy="false", **{RANGES: "203.0.113.0/24"})
     )
     plan = build_plan(SOURCE, DESTINATION, normalised["state_transfer_pvcs"], run_id="r1")
