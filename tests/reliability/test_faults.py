@@ -15,6 +15,7 @@ import time
 
 import pytest
 import yaml
+from clusters.node.testing import wait_for
 from dataplane import tree
 from e2e.playbook import CLEANUP, output_of
 
@@ -57,16 +58,15 @@ def entry(result, pvc):
 
 def wait_for_pod(transfer, cluster, side, timeout=120):
     """The name of the run's first Running pod of side (server or client) on cluster."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def running():
         pods = transfer.core[cluster].list_namespaced_pod(
             transfer.namespaces[cluster], label_selector="kubeferry.io/side={0}".format(side)
         )
-        for pod in pods.items:
-            if pod.status.phase == "Running":
-                return pod.metadata.name
-        time.sleep(0.2)
-    raise TimeoutError("no Running {0} pod on {1} within {2} s".format(side, cluster, timeout))
+        names = [pod.metadata.name for pod in pods.items if pod.status.phase == "Running"]
+        return names[0] if names else None
+
+    return wait_for(running, timeout, interval=0.2, what="a Running {0} pod".format(side))
 
 
 def kill_container(transfer, cluster, pod, container):
