@@ -12,6 +12,11 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
+    ModuleFailure,
+    TransientError,
+    api_error_message,
+)
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
@@ -42,33 +47,11 @@ KIND_HINTS = {
 }
 
 
-def unreadable(exc, ref):
-    """The message for a wait that timed out because every read failed, or ""."""
-    if exc.last is None and exc.last_error is not None:
-        return "Could not read {0} for {1:.0f} s: {2}".format(ref, exc.elapsed, exc.last_error)
-    return ""
-
-
-class TransientError(Exception):
-    """An API read failed in a way worth retrying until the wait's timeout."""
-
-
 def argument_spec(**options):
     """kubernetes.core's connection options plus the module's own."""
     spec = copy.deepcopy(AUTH_ARG_SPEC)
     spec.update(options)
     return spec
-
-
-def api_error_message(exc):
-    """The API server's own words for a failed request."""
-    summary = getattr(exc, "summary", None)
-    if callable(summary):
-        try:
-            return summary()
-        except Exception:  # the body may not be JSON (proxies, load balancers)
-            pass
-    return str(exc)
 
 
 class Cluster:
@@ -142,35 +125,6 @@ class Cluster:
         if isinstance(data, bytes):
             return data.decode("utf-8", errors="replace")
         return str(data)
-
-
-def split_lines(text):
-    """Every line and every redraw: rsync redraws its progress line with carriage returns."""
-    return [line for line in text.replace("\r", "\n").split("\n") if line.strip()]
-
-
-def screen_lines(text):
-    """The lines as a terminal would show them: of each line only its last redraw."""
-    shown = []
-    for line in text.split("\n"):
-        redraws = [part for part in line.split("\r") if part.strip()]
-        if redraws:
-            shown.append(redraws[-1])
-    return shown
-
-
-def tail(text, count):
-    """The last ``count`` lines a terminal would show."""
-    return screen_lines(text)[-count:] if count > 0 else []
-
-
-class ModuleFailure(Exception):
-    """Ends the module with ``failed``, a message and whatever was found so far."""
-
-    def __init__(self, msg, **result):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
 
 
 def run_module(module, execute):

@@ -6,7 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
     ModuleFailure,
     TransientError,
     api_error_message,

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import socket
 
-from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
     ModuleFailure,
     TransientError,
     unreadable,

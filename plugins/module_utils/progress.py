@@ -14,7 +14,7 @@ __metaclass__ = type
 import datetime
 import re
 
-from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
     TransientError,
     split_lines,
     tail,

@@ -2,8 +2,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pieces of the transfer Pods that the orchestrator adds to the part roles' fragments."""
 
-import copy
-
 REDACTED = "<generated at run time>"
 
 
@@ -29,13 +27,15 @@ def pvc_volumes(run):
 
 def add_mount(containers, mount):
     """Containers with mount added to each one that does not mount that volume yet."""
+    # New dicts and lists where something changes, not deep copies: under ansible-core 2.19
+    # the containers are lazy templating containers, and a deep copy of one copies its whole
+    # templating context (half a second a client pod).
     result = []
     for container in containers:
-        container = copy.deepcopy(container)
-        mounts = container.setdefault("volumeMounts", [])
+        mounts = list(container.get("volumeMounts") or [])
         if not any(existing.get("name") == mount["name"] for existing in mounts):
             mounts.append(dict(mount))
-        result.append(container)
+        result.append(dict(container, volumeMounts=mounts))
     return result
 
 
@@ -44,7 +44,7 @@ def redact_secrets(objects):
     result = []
     for obj in objects:
         if obj.get("kind") == "Secret":
-            obj = copy.deepcopy(obj)
+            obj = dict(obj)  # not a deep copy: see add_mount
             keys = list((obj.pop("data", None) or {}).keys())
             keys += list((obj.get("stringData") or {}).keys())
             obj["stringData"] = dict((key, REDACTED) for key in keys)

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
     ModuleFailure,
 )
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.endpoint import (

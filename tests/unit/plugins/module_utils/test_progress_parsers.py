@@ -14,7 +14,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
     screen_lines,
     split_lines,
 )
