@@ -9,11 +9,6 @@ how. The role fails with all of them at once, so a user fixes their input in one
 import ipaddress
 import re
 
-try:
-    from kubernetes.utils.quantity import parse_quantity
-except ImportError:  # pragma: no cover - the kubernetes client is a documented requirement
-    parse_quantity = None
-
 from ansible_collections.kubeferry.state_transfer.plugins.plugin_utils.inputs import (
     BOOLEANS,
     normalise,
@@ -508,6 +503,13 @@ def destination_pvcs(pairs, source_pvcs, existing, namespace, create, storage_cl
     An existing destination PVC is used as it is, when it is large enough; the ones that
     are missing are created when state_transfer_create_destination_pvcs is true.
     """
+    # Imported here, not at the top: the filters are imported again for every task, and
+    # importing the kubernetes client takes about half a second each time.
+    try:
+        from kubernetes.utils.quantity import parse_quantity
+    except ImportError:  # pragma: no cover - the kubernetes client is a documented requirement
+        parse_quantity = None
+
     sources, found = _by_name(source_pvcs), _by_name(existing)
     to_create, errors = [], []
     for pair in pairs:
@@ -576,7 +578,7 @@ def pod_security_errors(namespace, mode, variable):
 def cluster_preflight(inputs, plan, observed):
     """What the clusters say about this run: errors, the server's node, PVCs to create.
 
-    observed: the k8s_info results of the preflight (lists of objects, route_api_found).
+    observed: what the preflight read (lists of objects, route_api_found).
     """
     source = inputs["state_transfer_source"]
     destination = inputs["state_transfer_destination"]
@@ -622,6 +624,9 @@ def cluster_preflight(inputs, plan, observed):
         "node": placement["node"],
         "create_pvcs": wanted["create"],
         "server_pod_left": server_pod_left(plan, observed.get("source_pods")),
+        # client_pods: the run's client pods on the destination (read by label); unknown
+        # means they must be looked for.
+        "client_pods_left": bool(observed.get("client_pods", True)),
     }
 
 

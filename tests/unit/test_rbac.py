@@ -64,8 +64,9 @@ SIDE_OF_AUTH = {
 DEFINITIONS = {
     "__state_transfer_server_objects": "rendered",
     "__state_transfer_client_objects": "rendered",
-    # plugins/plugin_utils/checks.py: the destination PVCs to create (only missing ones).
-    "__state_transfer_pvc": ("PersistentVolumeClaim",),
+    # __state_transfer_preflight.create_pvcs (plugins/plugin_utils/checks.py): the
+    # destination PVCs to create (only missing ones).
+    "__state_transfer_preflight": ("PersistentVolumeClaim",),
 }
 
 # Kinds made with state: present that are never patched, and why (the Role leaves patch out).
@@ -107,7 +108,13 @@ MODULE_CALLS = {
     },
     # module_utils/tls.py: the run's certificates, made on the controller; no API call.
     "kubeferry.state_transfer.tls_material": {None: set()},
+    # plugins/action/write_report.py: the report, written on the controller; no API call.
+    "kubeferry.state_transfer.write_report": {None: set()},
+    # module_utils/objects.py reads what a task's queries name, as k8s_info would: its calls
+    # come from the tasks (QUERY_MODULE in required_calls), not from this table.
+    "kubeferry.state_transfer.objects_info": {None: set()},
 }
+QUERY_MODULE = "kubeferry.state_transfer.objects_info"
 
 
 class UnknownCall(Exception):
@@ -224,6 +231,18 @@ def _call(group, resource, namespaced, verb):
     return ("namespace" if namespaced else "cluster", group, resource, verb)
 
 
+def _read_call(args, where):
+    """The call of a k8s_info task, or of one query of objects_info: with a name it gets,
+    without one it lists."""
+    kind = args["kind"]
+    group, resource, namespaced = _kind(kind, args.get("api_version", "v1"), where)
+    verb = "get" if args.get("name") else "list"
+    # A side's namespace is read by name: the API server authorizes that GET as a request in
+    # the namespace itself, so the Role grants it.
+    own = kind == "Namespace" and verb == "get"
+    return _call(group, resource, namespaced or own, verb)
+
+
 def _namespaced(resource):
     return next(v[2] for v in KINDS.values() if v[1] == resource.split("/")[0])
 
@@ -272,7 +291,17 @@ def _only_on_another_side(definition, variable, side):
     return bool(only) and only.group(1) != side
 
 
-def _definitions_of(args, roles_dir, where, rendered, side):
+def _expand_task_vars(expression, task_vars):
+    """The expression with the text of the task's own vars it uses appended (followed once
+    more for vars that use vars), so that their variables are seen."""
+    for _depth in range(2):
+        expression += "".join(
+            " " + str(task_vars[name]) for name in _variables_in(expression) if name in task_vars
+        )
+    return expression
+
+
+def _definitions_of(args, roles_dir, where, rendered, side, task_vars=None):
     """[(kind, apiVersion)] that a kubernetes.core.k8s task acts on, on one side."""
     if args.get("kind"):
         return [(args["kind"], args.get("api_version", "v1"))]
@@ -281,6 +310,7 @@ def _definitions_of(args, roles_dir, where, rendered, side):
         return [(definition["kind"], definition.get("apiVersion", "v1"))]
     if not isinstance(definition, str):
         raise UnknownCall("{0}: no kind and no definition".format(where))
+    definition = _expand_task_vars(definition, task_vars or {})
     found = []
     state_vars = read_yaml(os.path.join(roles_dir, "state_transfer", "vars", "main.yml"))
     for variable in _variables_in(definition):
@@ -319,24 +349,23 @@ def required_calls(roles_dir):
         if module is None:
             continue
         where = "{0}/tasks/{1}: {2}".format(role, tasks_file, task.get("name", "?"))
-        if module in MODULE_CALLS and not set().union(*MODULE_CALLS[module].values()):
+        if module != QUERY_MODULE and not set().union(*MODULE_CALLS.get(module, {0: {1}}).values()):
             continue  # no API call (tls_material)
         if not sides:
             raise UnknownCall(where + ": a Kubernetes task outside any side's module_defaults")
         args = task[module] or {}
         for side in sides:
-            if module == "kubernetes.core.k8s_info":
-                kind = args["kind"]
-                group, resource, namespaced = _kind(kind, args.get("api_version", "v1"), where)
-                verb = "get" if args.get("name") else "list"
-                # A side's namespace is read by name: the API server authorizes that GET as
-                # a request in the namespace itself, so the Role grants it.
-                own = kind == "Namespace" and verb == "get"
-                calls[side].add(_call(group, resource, namespaced or own, verb))
+            if module in ("kubernetes.core.k8s_info", QUERY_MODULE):
+                # objects_info: every query as k8s_info would read it (a query skipped at run
+                # time is still counted: some runs read it).
+                for query in args["queries"] if module == QUERY_MODULE else [args]:
+                    calls[side].add(_read_call(query, where))
             elif module == "kubernetes.core.k8s":
                 if args.get("apply") or args.get("server_side_apply") or args.get("force"):
                     raise UnknownCall(where + ": apply/force: teach test_rbac its verbs")
-                definitions = _definitions_of(args, roles_dir, where, rendered[side], side)
+                definitions = _definitions_of(
+                    args, roles_dir, where, rendered[side], side, task.get("vars")
+                )
                 state = args.get("state", "present")
                 for kind, api_version in definitions:
                     group, resource, namespaced = _kind(kind, api_version, where)

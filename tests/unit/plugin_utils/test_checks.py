@@ -358,6 +358,14 @@ def test_a_server_pod_left_by_an_interrupted_run_is_noticed():
     assert preflight(source_pods=others + [pod(run, "server")])["server_pod_left"] is True
 
 
+def test_client_pods_left_by_an_interrupted_run_are_noticed():
+    """The destination's client pods of the run are read by label: any is a leftover, and
+    when they were not read the run must look (and delete) before it creates its own."""
+    assert preflight(client_pods=[])["client_pods_left"] is False
+    assert preflight(client_pods=[{"metadata": {"name": "c"}}])["client_pods_left"] is True
+    assert preflight()["client_pods_left"] is True  # not read
+
+
 def test_storage_class_override_per_pair():
     values = inputs(state_transfer_pvcs=[{"source": "data", "storage_class": "fast"}])
     plan = build_plan(SOURCE, DESTINATION, values["state_transfer_pvcs"])
