@@ -264,7 +264,7 @@ def rendered_kinds(roles_dir, role, task):
     names = [
         name
         for text in _strings(task)
-        for name in re.findall(r"lookup\('ansible\.builtin\.template', '([^']+)'\)", text)
+        for name in re.findall(r"lookup\('kubeferry\.state_transfer\.manifest', '([^']+)'\)", text)
     ]
     for name in names:
         path = os.path.join(roles_dir, role, "templates", name)
