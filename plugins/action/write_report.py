@@ -79,10 +79,8 @@ class ActionModule(ActionBase):
         try:
             with open(path, encoding="utf-8") as stream:
                 changed = stream.read() != text
-        except (FileNotFoundError, NotADirectoryError):
-            changed = True
         except OSError:
-            changed = True  # unreadable: writing says why, if it cannot
+            changed = True  # missing or unreadable: writing says why, if it cannot
         if changed and not self._task.check_mode:
             try:
                 write_atomically(path, text, mode)
