@@ -69,6 +69,21 @@ def within_grace(entry, elapsed, grace):
     return entry
 
 
+def watched(pods, entries, created):
+    """The pods still to ask the module about: not ended, not failed for good (an ended
+    transfer does not change any more, so its Pod and log are not read again). A Pod already
+    created goes without its definition: the module must never create it twice."""
+    result = []
+    for spec in pods:
+        latest = entries.get(spec["name"]) or {}
+        if latest.get("finished") or latest.get("terminal_failure"):
+            continue
+        if spec["name"] in created:
+            spec = dict((key, value) for key, value in spec.items() if key != "definition")
+        result.append(spec)
+    return result
+
+
 def write_report(path, summary, namespace, started, finished, stopped_because):
     report = {
         "runs": summary,
@@ -122,21 +137,41 @@ class ActionModule(ActionBase):
         start = time.monotonic()
         shown = {}  # pod -> (line, its display state, when it was printed)
         observed = {}
+        entries = {}  # pod -> its latest entry
+        created = {}  # pod -> seconds into the watch when it was created (0: before it)
+        all_pods = module_args.get("pods") or []
+        for spec in all_pods:
+            if not spec.get("definition"):
+                created[spec["name"]] = 0.0
+        # A bound for the whole watch, should Pods never get created (an API server that
+        # keeps refusing for a while): as long as every Pod took its whole wait_timeout.
+        parallel = int(module_args.get("parallel") or 0)
+        rounds = -(-len(all_pods) // parallel) if parallel and len(created) < len(all_pods) else 1
+        deadline = options["wait_timeout"] * max(1, rounds)
         stopped_because = ""
+        # The first run of the module already watches: the first lines come after a quick
+        # poll, and a short copy is over before the module returns (one module run, not two).
+        watch_seconds = min(options["interval"], QUICK_POLL)
         while True:
+            args = dict(module_args, pods=watched(all_pods, entries, created))
+            if watch_seconds:
+                args["watch_seconds"] = watch_seconds
             snapshot = self._execute_module(
-                module_name=MODULE, module_args=module_args, task_vars=task_vars
+                module_name=MODULE, module_args=args, task_vars=task_vars
             )
             if snapshot.get("failed"):
                 result.update(snapshot)
                 return result
             elapsed = time.monotonic() - start
-            pods = [
-                within_grace(entry, elapsed, options["unschedulable_grace"])
-                for entry in snapshot.get("pods") or []
-            ]
-            for entry in pods:
-                observed[entry["name"]] = elapsed
+            for name in snapshot.get("started") or []:
+                created[name] = elapsed
+            for entry in snapshot.get("pods") or []:
+                since = elapsed - created.get(entry["name"], elapsed)
+                entry = within_grace(entry, since, options["unschedulable_grace"])
+                entries[entry["name"]] = entry
+                if entry.get("queued"):
+                    continue  # its first line comes when it is created
+                observed[entry["name"]] = since
                 # A new line when the transfer starts or ends at once, else once per interval.
                 line, state = progress_line(entry), display_state(entry)
                 last_line, last_state, last_time = shown.get(entry["name"], (None, None, None))
@@ -144,21 +179,55 @@ class ActionModule(ActionBase):
                 if line != last_line and (state != last_state or due):
                     display.display(line)
                     shown[entry["name"]] = (line, state, elapsed)
-            failed = [entry for entry in pods if entry.get("terminal_failure")]
-            if failed:
-                stopped_because = "the watch stopped when {0} failed".format(
-                    ", ".join(entry["pvc"] for entry in failed)
-                )
-                break
-            if pods and all(entry.get("finished") for entry in pods):
-                break
-            if elapsed >= options["wait_timeout"]:
+            pods = [entries[spec["name"]] for spec in all_pods if spec["name"] in entries]
+            # wait_timeout counts for each Pod from its creation (or the start of the watch).
+            late = [
+                entry
+                for entry in pods
+                if entry["name"] in created
+                and not entry.get("finished")
+                and not entry.get("terminal_failure")
+                and elapsed - created[entry["name"]] >= options["wait_timeout"]
+            ]
+            if elapsed >= deadline:
+                late = [
+                    entry
+                    for entry in pods
+                    if not entry.get("finished") and not entry.get("terminal_failure")
+                ]
+            if late and options["fail_on_failure"]:
                 stopped_because = "still running after wait_timeout ({0} s)".format(
                     options["wait_timeout"]
                 )
                 break
-            pause = next_poll(pods, options["interval"])
-            time.sleep(max(0.0, min(pause, options["wait_timeout"] - elapsed)))
+            for entry in late:
+                # Failed, so no longer watched; its place goes to the next Pod.
+                entry.update(
+                    terminal_failure=(
+                        "did not start: its Pod was not created within {0} s".format(deadline)
+                        if entry.get("queued")
+                        else "did not finish: still running after wait_timeout ({0} s)".format(
+                            options["wait_timeout"]
+                        )
+                    ),
+                    terminal_reason="Timeout",
+                )
+            failed = [entry for entry in pods if entry.get("terminal_failure")]
+            if failed and options["fail_on_failure"]:
+                stopped_because = "the watch stopped when {0} failed".format(
+                    ", ".join(entry["pvc"] for entry in failed)
+                )
+                break
+            if pods and not watched(all_pods, entries, created):
+                break
+            left = [deadline - elapsed] + [
+                created[spec["name"]] + options["wait_timeout"] - elapsed
+                for spec in watched(all_pods, entries, created)
+                if spec["name"] in created
+            ]
+            # The module itself waits until the next snapshot is due: it starts waiting Pods
+            # as places free up and returns as soon as the last transfer ended.
+            watch_seconds = max(1, int(round(min([next_poll(pods, options["interval"])] + left))))
 
         finished_at = utcnow()
         summary = summarise(pods, finished_at, stopped_because, observed)

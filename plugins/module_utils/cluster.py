@@ -1,6 +1,7 @@
 # Copyright: kubeferry developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read-only access to one cluster, on top of kubernetes.core's client.
+"""Access to one cluster, on top of kubernetes.core's client: reads, and the creation of the
+transfer Pods that transfer_progress starts as places free up.
 
 Everything handed to the predicates is a plain dict (``ResourceInstance.to_dict()``), the
 same shape as the YAML fixtures of the unit tests.
@@ -55,7 +56,7 @@ def argument_spec(**options):
 
 
 class Cluster:
-    """Gets, lists and reads logs; a missing object is ``None``, not an exception."""
+    """Gets, lists, reads logs and creates; a missing object is ``None``, not an exception."""
 
     def __init__(self, client):
         self.client = client
@@ -100,6 +101,22 @@ class Cluster:
         if found is None:
             return []
         return found.to_dict().get("items") or []
+
+    def create(self, kind, definition, namespace, api_version="v1"):
+        """Creates the object, never replaces one: ``ModuleFailure`` says why the API server
+        refused it (an object of that name exists, quota, admission...)."""
+        try:
+            created = self._call(
+                self.client.create,
+                self.resource(kind, api_version),
+                definition,
+                namespace=namespace,
+            )
+        except DynamicApiError as exc:
+            raise ModuleFailure(api_error_message(exc)) from exc
+        if created is None:  # 404: the namespace is gone
+            raise ModuleFailure("namespace {0} not found".format(namespace))
+        return created.to_dict()
 
     def log(self, name, namespace, container=None, tail_lines=None, previous=False):
         """The container's log as text; "" when there is none yet (or no longer)."""

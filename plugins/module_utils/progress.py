@@ -13,8 +13,10 @@ __metaclass__ = type
 
 import datetime
 import re
+import time
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
+    ModuleFailure,
     TransientError,
     split_lines,
     tail,
@@ -234,9 +236,8 @@ def _container_status(pod, container):
     return {}
 
 
-def pod_progress(pod, spec, log_text, log_lines):
-    """One transfer pod's state and progress, as the module returns it."""
-    entry = dict(
+def _entry(spec):
+    return dict(
         name=spec["name"],
         pvc=spec["pvc"],
         transfer=spec["transfer"],
@@ -249,6 +250,20 @@ def pod_progress(pod, spec, log_text, log_lines):
         terminal_failure="",
         terminal_reason="",
     )
+
+
+def queued_entry(spec):
+    """A Pod the watch has yet to create: it waits for a place, it has not failed."""
+    entry = _entry(spec)
+    entry.update(empty_progress())
+    entry.pop("complete", None)
+    entry["queued"] = True
+    return entry
+
+
+def pod_progress(pod, spec, log_text, log_lines):
+    """One transfer pod's state and progress, as the module returns it."""
+    entry = _entry(spec)
     progress = PARSERS[spec["transfer"]](log_text or "")
     progress.pop("complete")
     entry.update(progress)
@@ -277,10 +292,34 @@ def pod_progress(pod, spec, log_text, log_lines):
     return entry
 
 
-def snapshot(cluster, params):
-    """One read of every transfer pod: state, progress and log tail."""
+def occupies_a_place(entry):
+    """Whether a created Pod counts against ``parallel``: it has not ended and has not failed
+    for good (an unschedulable Pod may only wait for its volume to be provisioned)."""
+    if entry.get("queued") or entry.get("finished"):
+        return False
+    return not entry.get("terminal_failure") or entry.get("terminal_reason") == "Unschedulable"
+
+
+def is_final(entry):
+    """A state no later read changes: the transfer ended, or its Pod could not be created."""
+    return bool(entry and (entry.get("finished") or entry.get("terminal_reason") == "CreateFailed"))
+
+
+def snapshot(cluster, params, previous=None):
+    """One read of every transfer pod: state, progress and log tail.
+
+    A Pod with a ``definition`` that this module run has not created yet is queued (not
+    read); an entry of ``previous`` in a final state is kept as it is, not read again.
+    """
+    previous = previous or [None] * len(params["pods"])
     result = []
-    for spec in params["pods"]:
+    for spec, before in zip(params["pods"], previous):
+        if is_final(before):
+            result.append(before)
+            continue
+        if spec.get("definition") and (before is None or before.get("queued")):
+            result.append(queued_entry(spec))
+            continue
         try:
             pod = cluster.get("Pod", spec["name"], params["namespace"])
         except TransientError as exc:
@@ -303,9 +342,66 @@ def snapshot(cluster, params):
     return result
 
 
+def start_queued(cluster, params, entries):
+    """Creates the queued Pods that fit in ``parallel``, in the order of ``pods``; returns
+    their names. A Pod the API server refuses is failed; the others go on."""
+    limit = params.get("parallel") or len(entries)
+    free = limit - sum(1 for entry in entries if occupies_a_place(entry))
+    started = []
+    for spec, entry in zip(params["pods"], entries):
+        if free <= 0:
+            break
+        if not entry.get("queued"):
+            continue
+        try:
+            cluster.create("Pod", spec["definition"], params["namespace"])
+        except TransientError:
+            break  # the API server is busy: the next round tries again
+        except ModuleFailure as exc:
+            entry.update(
+                queued=False,
+                terminal_failure="could not create Pod {0}: {1}".format(spec["name"], exc.msg),
+                terminal_reason="CreateFailed",
+            )
+            continue
+        entry.update(queued=False, phase="Pending")
+        started.append(spec["name"])
+        free -= 1
+    return started
+
+
+# Seconds between two reads while one run of the module watches (watch_seconds).
+WATCH_POLL = 1
+
+
+def worth_returning(entries):
+    """Whether the module should return before watch_seconds are up: nothing is left to wait
+    for, or a Pod failed for good and the watch must decide (an unschedulable Pod is left to
+    the action plugin's grace at the regular return)."""
+    if all(is_final(entry) for entry in entries):
+        return True
+    return any(
+        entry.get("terminal_failure") and entry.get("terminal_reason") != "Unschedulable"
+        for entry in entries
+    )
+
+
 def execute(cluster, params, check_mode):
-    """The module: one snapshot (reading is the same in check mode)."""
-    return dict(changed=False, pods=snapshot(cluster, params))
+    """The module: start the queued Pods that fit in ``parallel`` and take a snapshot. With
+    ``watch_seconds``, go on reading every WATCH_POLL seconds, starting a queued Pod as soon
+    as a place frees up, and return when the time is up or earlier (worth_returning): one
+    module run for a whole wait, so that a freed place or the last transfer's end is seen
+    within a second. In check mode it only reads."""
+    deadline = time.monotonic() + (params.get("watch_seconds") or 0)
+    entries, started = None, []
+    while True:
+        entries = snapshot(cluster, params, entries)
+        if not check_mode:
+            started += start_queued(cluster, params, entries)
+        if time.monotonic() >= deadline or worth_returning(entries):
+            break
+        time.sleep(WATCH_POLL)
+    return dict(changed=bool(started), pods=entries, started=started)
 
 
 # Formatting for the controller's output ----------------------------------------------------

@@ -27,10 +27,18 @@ description:
     controller (O(report_path)).
   - This is an action plugin that runs the module of the same name once per O(interval), and
     every 2 seconds while a transfer is starting or expects to end within O(interval) (its
-    ETA), so that the task returns soon after the last transfer ended; the module alone
-    returns one snapshot in RV(pods). Options of C(module_defaults) for the
-    C(group/kubeferry.state_transfer.k8s) action group reach the module.
-  - Only reads from the cluster. In check mode it takes no snapshot and returns an empty summary.
+    ETA). Each run of the module watches until then (O(watch_seconds)), reading every second,
+    so that a freed place is taken and the task returns within about a second of the last
+    transfer's end; the module alone returns one snapshot in RV(pods). Options of
+    C(module_defaults) for the C(group/kubeferry.state_transfer.k8s) action group reach the
+    module.
+  - Starts the transfer Pods given with a O(pods[].definition), at most O(parallel) running at
+    a time, the next one as soon as one ends (a rolling window, not batches that wait for
+    their slowest Pod). Otherwise only reads from the cluster. In check mode it takes no
+    snapshot, starts nothing and returns an empty summary.
+  - With O(fail_on_failure=false) a Pod that fails for good (image pull error, OOMKilled...)
+    ends its own watch only; the others go on. With O(fail_on_failure=true) the watch stops
+    there.
   - The task reports C(changed) when a transfer changed its destination volume - files
     copied, entries created or deleted (RV(summary[].changed)) - so that a re-run that finds
     nothing to copy is C(ok).
@@ -64,13 +72,35 @@ options:
         description: The container that runs the transfer program.
         type: str
         default: transfer
+      definition:
+        description:
+          - The Pod to create, when this task should start it (its C(metadata.name) is
+            O(pods[].name)). It is created once a place is free (O(parallel)), never
+            replaced; the API server's refusal fails this PVC only.
+          - Without it the Pod must exist already.
+        type: dict
+  parallel:
+    description:
+      - At most this many Pods of O(pods) with a O(pods[].definition) run at a time; C(0) starts
+        them all at once.
+    type: int
+    default: 0
+  watch_seconds:
+    description:
+      - Seconds one run of the module keeps reading (every second) to start a waiting Pod as
+        soon as a place frees up, before it returns its snapshot; it returns earlier once no
+        Pod waits. The action plugin sets it while Pods wait; C(0) reads once.
+    type: int
+    default: 0
   log_lines:
     description: How many of the last log lines to read (and return) per Pod.
     type: int
     default: 50
   wait_timeout:
     description:
-      - Seconds to watch before giving up; unfinished transfers are then reported failed.
+      - Seconds each transfer may take, counted from the creation of its Pod (or from the start
+        of the watch for a Pod that existed); an unfinished transfer is then reported failed.
+        With O(fail_on_failure=true) the watch stops there.
       - A O(wait_timeout) in C(module_defaults) of the action group applies here too (it is
         meant for short waits there); set it on this task for long copies.
       - Handled by the action plugin.
@@ -271,6 +301,15 @@ pods:
         - Why the Pod could not be read in this snapshot (the API server did not answer); the
           watch tries again at the next O(interval). Only present then.
       type: str
+    queued:
+      description:
+        - The Pod waits for a place to be created (O(pods[].definition)). Only present then.
+      type: bool
+started:
+  description: The Pods this run of the module created (the action plugin's result leaves it out).
+  returned: success
+  type: list
+  elements: str
 msg:
   description:
     - How many transfers finished; what went wrong; or in check mode what would have been watched.
@@ -306,9 +345,12 @@ def argspec():
                 pvc=dict(type="str", required=True),
                 transfer=dict(type="str", required=True, choices=["rsync", "rclone"]),
                 container=dict(type="str", default="transfer"),
+                definition=dict(type="dict"),
             ),
         ),
         log_lines=dict(type="int", default=50),
+        parallel=dict(type="int", default=0),
+        watch_seconds=dict(type="int", default=0),
         **WATCH_SPEC,
     )
 

@@ -188,11 +188,6 @@ def build_plan(source, destination, pvcs, run_id="", mode="preserve", run_as_use
     }
 
 
-def batches(clients, parallel):
-    """The clients in the groups that run at the same time (state_transfer_parallel)."""
-    return [clients[start : start + parallel] for start in range(0, len(clients), parallel)]
-
-
 def plan_summary(inputs, plan):
     """What a run with these inputs would do, without secrets: render mode writes it as
     plan.yaml next to the manifests, for review and for tests of how inputs arrive."""
@@ -213,11 +208,8 @@ def plan_summary(inputs, plan):
             for pair in plan["pairs"]
         ],
         "parallel": inputs.get("state_transfer_parallel"),
-        # The same grouping as the clients of a real run (tasks/client.yml).
-        "batches": [
-            [client["pvcs"][0]["destination"] for client in batch]
-            for batch in batches(plan["clients"], inputs.get("state_transfer_parallel"))
-        ],
+        # The order in which a real run starts the clients, `parallel` at a time (tasks/client.yml).
+        "order": [client["pvcs"][0]["destination"] for client in plan["clients"]],
         "settings": dict(
             (name[len("state_transfer_") :], inputs.get(name))
             for name in (

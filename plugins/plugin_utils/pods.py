@@ -52,9 +52,16 @@ def redact_secrets(objects):
     return result
 
 
-def progress_pods(client_runs, transfer):
-    """The client pods of a batch as the transfer_progress module takes them."""
-    return [
-        {"name": run["pod_name"], "pvc": run["pvcs"][0]["destination"], "transfer": transfer}
-        for run in client_runs
-    ]
+def progress_pods(client_runs, transfer, objects=None):
+    """The client pods as the transfer_progress module takes them; with ``objects`` (the
+    rendered client objects) each carries its Pod's ``definition``, for the module to start."""
+    definitions = {
+        obj["metadata"]["name"]: obj for obj in objects or [] if obj.get("kind") == "Pod"
+    }
+    pods = []
+    for run in client_runs:
+        pod = {"name": run["pod_name"], "pvc": run["pvcs"][0]["destination"], "transfer": transfer}
+        if run["pod_name"] in definitions:
+            pod["definition"] = definitions[run["pod_name"]]
+        pods.append(pod)
+    return pods

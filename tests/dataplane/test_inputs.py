@@ -128,3 +128,31 @@ def test_ipv6_endpoints_are_written_as_each_program_wants_them(workdir, tls, hos
     )
     config = next(o for o in stunnel["transport"]["objects"] if o["kind"] == "ConfigMap")
     assert "connect = fd00::1:8873" in config["data"]["stunnel.conf"]
+
+
+@pytest.mark.parametrize(("transfer", "transport"), [("rsync", "stunnel"), ("rclone", "null")])
+def test_clients_renders_each_pod_as_client_does(workdir, tls, transfer, transport):
+    """The clients entry point (docs/contract.md): one fragment per run, in order, each the
+    same as the client entry point renders for that run alone."""
+    _server, clients = render.run_dicts(["data", "logs"])
+    common = {
+        "kf_transport": transport,
+        "kf_transfer": transfer,
+        "transfer_{0}_password".format(transfer): "A" * 24,
+        "transport_stunnel_tls": tls,
+        "endpoint_address": {"host": "198.18.0.10", "port": 6443, "sni": ""},
+    }
+    many, _log = render.render(
+        workdir,
+        "clients",
+        dict(common, kf_side="clients", state_transfer_runs=[clients["data"], clients["logs"]]),
+    )
+    assert len(many["transport"]) == len(many["transfer"]) == 2
+    for index, key in enumerate(["data", "logs"]):
+        one, _log = render.render(
+            workdir, "client-" + key, dict(common, state_transfer_run=clients[key])
+        )
+        assert many["transport"][index] == one["transport"], key
+        assert many["transfer"][index] == one["transfer"], key
+    names = [obj["metadata"]["name"] for obj in many["transfer"][1]["objects"]]
+    assert all(name.startswith(clients["logs"]["pod_name"]) for name in names)

@@ -282,7 +282,7 @@ def test_an_awx_job_is_planned_as_asked(tmp_path, launch):
         {"source": "data", "destination": "data"},
         {"source": "logs", "destination": "logs-copy", "storage_class": "fast"},
     ]
-    assert plan["batches"] == [["data", "logs-copy"]]
+    assert plan["order"] == ["data", "logs-copy"]
     assert (plan["transfer"], plan["transport"], plan["endpoint"]) == (
         "rclone",
         "stunnel",

@@ -161,7 +161,7 @@ def test_restricted_mode_takes_the_uid_as_a_string():
     assert checks.input_errors(given) == []
 
 
-def test_plan_summary_batches_and_no_credentials():
+def test_plan_summary_order_and_no_credentials():
     normalised = inputs.normalise(
         survey_answers(
             state_transfer_source={"api_key": "secret-token", "host": "https://a:6443"},
@@ -176,7 +176,7 @@ def test_plan_summary_batches_and_no_credentials():
     )
     summary = plan_summary(normalised, plan)
     assert summary["parallel"] == 2
-    assert summary["batches"] == [["a", "b"], ["c"]]
+    assert summary["order"] == ["a", "b", "c"]
     assert summary["source"]["host"] == "https://a:6443"
     assert "secret-token" not in repr(summary)
 

@@ -53,6 +53,16 @@ def test_progress_pods():
     }
 
 
+def test_progress_pods_carry_their_pod_definitions():
+    names = [client["pod_name"] for client in PLAN["clients"]]
+    pod = {"kind": "Pod", "metadata": {"name": names[1]}, "spec": {"containers": []}}
+    secret = {"kind": "Secret", "metadata": {"name": names[0]}}  # same name, not a Pod
+    watched = pods.progress_pods(PLAN["clients"], "rclone", [secret, pod])
+    assert "definition" not in watched[0]
+    assert watched[1]["definition"] is pod
+    assert watched[1]["transfer"] == "rclone"
+
+
 def test_human_bytes():
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KiB"

@@ -7,7 +7,11 @@ import pytest
 from ansible.playbook.task import Task
 
 from ansible_collections.kubeferry.state_transfer.plugins.action import transfer_progress
-from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import pod_progress
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress import (
+    pod_progress,
+    queued_entry,
+    worth_returning,
+)
 from ansible_collections.kubeferry.state_transfer.plugins.modules import (
     transfer_progress as progress_module,
 )
@@ -38,6 +42,21 @@ def make_action(args, check_mode=False):
     )
     action._remove_tmp_path = mock.MagicMock()
     return action
+
+
+def waiting_module(clock, side_effect=None, return_value=None):
+    """_execute_module stand-in: like the module, each run watches for its watch_seconds (on
+    the fake clock, which records them in clock.sleeps) unless its answer is worth returning
+    at once (every transfer ended, one failed)."""
+    answers = iter(side_effect) if side_effect is not None else None
+
+    def run(module_name, module_args, task_vars):
+        answer = next(answers) if answers is not None else return_value
+        if module_args.get("watch_seconds") and not worth_returning(answer.get("pods") or []):
+            clock.sleep(module_args["watch_seconds"])
+        return answer
+
+    return mock.MagicMock(side_effect=run)
 
 
 @pytest.fixture
@@ -78,7 +97,7 @@ def test_loops_prints_progress_and_summarises(kube, clock, display):
         ),
     ]
     action = make_action(dict(BASE, interval=15, log_lines=5))
-    action._execute_module = mock.MagicMock(side_effect=snapshots)
+    action._execute_module = waiting_module(clock, side_effect=snapshots)
     result = action.run(task_vars={})
 
     assert not result.get("failed"), result
@@ -94,6 +113,7 @@ def test_loops_prints_progress_and_summarises(kube, clock, display):
         kubeconfig="/tmp/destination.kubeconfig",
         context="destination",
         log_lines=5,
+        watch_seconds=2,
     )
     assert lines(display) == [
         "data-0: waiting (Pending)",
@@ -124,7 +144,7 @@ def test_a_run_that_copied_nothing_is_not_a_change(kube, clock, display):
         entry(kube, SPECS[1], "completed_success", "rsync_no_change.log.gz"),
     ]
     action = make_action(dict(BASE))
-    action._execute_module = mock.MagicMock(return_value=dict(pods=done))
+    action._execute_module = waiting_module(clock, return_value=dict(pods=done))
     result = action.run(task_vars={})
     assert not result.get("failed"), result
     assert result["changed"] is False
@@ -133,7 +153,7 @@ def test_a_run_that_copied_nothing_is_not_a_change(kube, clock, display):
     # One PVC with a deleted file (mirror) is enough for the task to be changed.
     done[1] = entry(kube, SPECS[1], "completed_success", "rsync_mirror_deleted.log.gz")
     action = make_action(dict(BASE))
-    action._execute_module = mock.MagicMock(return_value=dict(pods=done))
+    action._execute_module = waiting_module(clock, return_value=dict(pods=done))
     assert action.run(task_vars={})["changed"] is True
 
 
@@ -142,7 +162,7 @@ def test_a_terminal_failure_stops_the_watch_and_fails_the_task(kube, clock, disp
         dict(pods=[entry(kube, SPECS[0], "transfer_running"), entry(kube, SPECS[1], "oomkilled")]),
     ]
     action = make_action(dict(BASE))
-    action._execute_module = mock.MagicMock(side_effect=snapshots)
+    action._execute_module = waiting_module(clock, side_effect=snapshots)
     result = action.run(task_vars={})
     assert result["failed"] is True
     data, logs = result["summary"]
@@ -156,13 +176,13 @@ def test_a_terminal_failure_stops_the_watch_and_fails_the_task(kube, clock, disp
 def test_exit_23_fails_unless_fail_on_failure_is_off(kube, clock, display):
     snapshot = dict(pods=[entry(kube, SPECS[0], "completed_exit23", "rsync_exit23.log.gz")])
     action = make_action(dict(BASE, pods=SPECS[:1]))
-    action._execute_module = mock.MagicMock(return_value=snapshot)
+    action._execute_module = waiting_module(clock, return_value=snapshot)
     result = action.run(task_vars={})
     assert result["failed"] is True
     assert result["msg"].startswith("data-0: rsync exit code 23: partial transfer due to error")
 
     action = make_action(dict(BASE, pods=SPECS[:1], fail_on_failure=False))
-    action._execute_module = mock.MagicMock(return_value=snapshot)
+    action._execute_module = waiting_module(clock, return_value=snapshot)
     result = action.run(task_vars={})
     assert not result.get("failed")
     assert result["summary"][0]["state"] == "failed"
@@ -172,13 +192,13 @@ def test_unschedulable_within_grace_keeps_watching(kube, clock, display):
     stuck = dict(pods=[entry(kube, SPECS[0], "unschedulable_unbound_pvc")])
     done = dict(pods=[entry(kube, SPECS[0], "completed_success")])
     action = make_action(dict(BASE, pods=SPECS[:1], interval=10, unschedulable_grace=30))
-    action._execute_module = mock.MagicMock(side_effect=[stuck, stuck, done])
+    action._execute_module = waiting_module(clock, side_effect=[stuck, stuck, done])
     result = action.run(task_vars={})
     assert result["summary"][0]["state"] == "success"
 
     # A pending pod is read every 2 s: the read at 16 s is past a 15 s grace.
     action = make_action(dict(BASE, pods=SPECS[:1], interval=10, unschedulable_grace=15))
-    action._execute_module = mock.MagicMock(side_effect=[stuck] * 9 + [done])
+    action._execute_module = waiting_module(clock, side_effect=[stuck] * 9 + [done])
     result = action.run(task_vars={})
     assert result["summary"][0]["state"] == "failed"
     assert result["summary"][0]["message"].startswith("Unschedulable: 0/3 nodes are available")
@@ -189,13 +209,13 @@ def test_wait_timeout(kube, clock, display):
     long_copy["eta"] = 3600  # far from done: one snapshot per interval
     running = dict(pods=[long_copy])
     action = make_action(dict(BASE, pods=SPECS[:1], interval=10, wait_timeout=25))
-    action._execute_module = mock.MagicMock(return_value=running)
+    action._execute_module = waiting_module(clock, return_value=running)
     result = action.run(task_vars={})
     assert result["failed"] is True
     assert (
         result["summary"][0]["message"] == "did not finish: still running after wait_timeout (25 s)"
     )
-    assert clock.sleeps == [10, 10, 5]
+    assert clock.sleeps == [2, 10, 10, 3]
     # The same line is not printed again and again.
     assert lines(display) == ["data-0: 0% 283 B, 92.1 KiB/s, ETA 1:00:00, 53 files"]
 
@@ -215,7 +235,7 @@ def test_the_end_of_a_copy_is_seen_quickly_and_lines_come_once_per_interval(kube
     )
     snapshots = [running(1000 * n) for n in range(1, 8)] + [done]
     action = make_action(dict(BASE, pods=SPECS[:1], interval=10))
-    action._execute_module = mock.MagicMock(side_effect=snapshots)
+    action._execute_module = waiting_module(clock, side_effect=snapshots)
     result = action.run(task_vars={})
     assert clock.sleeps == [2] * 7
     shown = lines(display)
@@ -228,8 +248,11 @@ def test_the_end_of_a_copy_is_seen_quickly_and_lines_come_once_per_interval(kube
 
 def test_module_failure_is_returned_as_is(kube, clock, display):
     action = make_action(dict(BASE))
-    action._execute_module = mock.MagicMock(
-        return_value=dict(failed=True, msg="Could not create API client: Invalid kube-config file.")
+    action._execute_module = waiting_module(
+        clock,
+        return_value=dict(
+            failed=True, msg="Could not create API client: Invalid kube-config file."
+        ),
     )
     result = action.run(task_vars={})
     assert result["failed"] is True
@@ -242,7 +265,7 @@ def test_report_path_writes_json(kube, clock, display, tmp_path):
     )
     path = tmp_path / "reports" / "run.json"
     action = make_action(dict(BASE, pods=SPECS[:1], report_path=str(path)))
-    action._execute_module = mock.MagicMock(return_value=snapshot)
+    action._execute_module = waiting_module(clock, return_value=snapshot)
     result = action.run(task_vars={})
     report = json.loads(path.read_text())
     assert report["runs"] == result["summary"]
@@ -272,3 +295,105 @@ def test_the_action_plugin_splits_off_exactly_the_documented_watch_options():
     spec = progress_module.argspec()
     for option, definition in transfer_progress.WATCH_SPEC.items():
         assert spec[option] == definition
+
+
+# Pods the watch starts, `parallel` at a time (pods[].definition) -----------------------------
+
+
+def to_start(name):
+    return dict(
+        name=name,
+        pvc=name,
+        transfer="rsync",
+        container="transfer",
+        definition={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}},
+    )
+
+
+def test_started_pods_are_only_read_and_one_failure_does_not_stop_the_others(kube, clock, display):
+    a, b, c = (to_start(name) for name in "abc")
+    snapshots = [
+        dict(
+            started=["a"],
+            pods=[entry(kube, a, "pending_container_creating")]
+            + [queued_entry(b), queued_entry(c)],
+        ),
+        dict(
+            started=["b"],
+            pods=[
+                entry(kube, a, "oomkilled"),
+                entry(kube, b, "pending_container_creating"),
+                queued_entry(c),
+            ],
+        ),
+        dict(
+            started=["c"],
+            pods=[entry(kube, b, "completed_success"), entry(kube, c, "transfer_running")],
+        ),
+        dict(pods=[entry(kube, c, "completed_success")]),
+    ]
+    action = make_action(dict(BASE, pods=[a, b, c], parallel=1, fail_on_failure=False))
+    action._execute_module = waiting_module(clock, side_effect=snapshots)
+    result = action.run(task_vars={})
+
+    sent = [call.kwargs["module_args"] for call in action._execute_module.call_args_list]
+    # A started Pod is passed without its definition (never created twice); a failed or
+    # ended one is not passed again.
+    assert [[(pod["name"], "definition" in pod) for pod in args["pods"]] for args in sent] == [
+        [("a", True), ("b", True), ("c", True)],
+        [("a", False), ("b", True), ("c", True)],
+        [("b", False), ("c", True)],
+        [("c", False)],
+    ]
+    assert all(args["parallel"] == 1 for args in sent)
+    assert not result.get("failed"), result
+    assert [row["state"] for row in result["summary"]] == ["failed", "success", "success"]
+    assert result["summary"][0]["message"].startswith("OOMKilled")
+    assert result["msg"].startswith("a: OOMKilled")
+    # A Pod that waits for a place prints nothing until it is created.
+    assert [line.split(":")[0] for line in lines(display)] == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_wait_timeout_counts_from_each_pods_creation(kube, clock, display):
+    late = to_start("late")
+    stuck = dict(SPECS[0])
+    long_copy = entry(kube, stuck, "transfer_running", "rsync_daemon_pull_running.log.gz")
+    long_copy["eta"] = 3600
+
+    def module(module_name, module_args, task_vars):
+        clock.sleep(module_args.get("watch_seconds", 0))
+        names = [pod["name"] for pod in module_args["pods"]]
+        if stuck["name"] in names:  # the place is taken until the first copy times out
+            return dict(pods=[long_copy, queued_entry(late)])
+        if "definition" in module_args["pods"][0]:
+            return dict(started=["late"], pods=[entry(kube, late, "transfer_running")])
+        return dict(pods=[entry(kube, late, "completed_success")])
+
+    action = make_action(
+        dict(BASE, pods=[stuck, late], parallel=1, wait_timeout=25, fail_on_failure=False)
+    )
+    action._execute_module = mock.MagicMock(side_effect=module)
+    result = action.run(task_vars={})
+    first, second = result["summary"]
+    assert first["message"] == "did not finish: still running after wait_timeout (25 s)"
+    # Started at about 26 s, it had its own 25 s: past the first one's limit, it succeeded.
+    assert second["state"] == "success"
+    assert clock.elapsed > 25
+
+
+def test_a_pod_that_is_never_created_ends_the_watch_in_bounded_time(kube, clock, display):
+    # The API server keeps failing (the module leaves the Pod queued and retries): the watch
+    # ends once every Pod could have taken its whole wait_timeout, here 2 rounds of 1.
+    first, second = to_start("first"), to_start("second")
+    action = make_action(
+        dict(BASE, pods=[first, second], parallel=1, wait_timeout=30, fail_on_failure=False)
+    )
+    action._execute_module = waiting_module(
+        clock, return_value=dict(pods=[queued_entry(first), queued_entry(second)])
+    )
+    result = action.run(task_vars={})
+    assert 60 <= clock.elapsed <= 62
+    assert [row["message"] for row in result["summary"]] == [
+        "did not start: its Pod was not created within 60 s"
+    ] * 2
+    assert lines(display) == []

@@ -78,3 +78,126 @@ def test_pods_are_validated(kube):
     result, failed = kube.run_module(transfer_progress, args, kube.fake_client([]))
     assert failed
     assert "transfer" in result["msg"] and "rsync, rclone" in result["msg"]
+
+
+# Starting the Pods, `parallel` at a time --------------------------------------------------
+
+
+def queued(name):
+    definition = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}}
+    return dict(name=name, pvc=name, transfer="rsync", definition=definition)
+
+
+class Namespace:
+    """The destination namespace as the module sees it: a Pod exists once created, and each
+    read of it returns the next of its states (the last one stays)."""
+
+    def __init__(self, kube, states, refuse=()):
+        self.kube = kube
+        self.states = states  # pod name -> fixture cases of pods.yaml, one per read
+        self.refuse = refuse
+        self.created = []
+        self.reads = {}
+        self.ended = set()
+        self.running_when_created = []
+
+    def create(self, resource, definition, namespace):
+        name = definition["metadata"]["name"]
+        if name in self.refuse:
+            raise self.kube.api_error(403, 'pods "{0}" is forbidden: exceeded quota'.format(name))
+        self.running_when_created.append(len(set(self.created) - self.ended))
+        self.created.append(name)
+        return self.kube.instance(definition)
+
+    def get(self, resource, name, namespace):
+        if name not in self.created:
+            raise self.kube.not_found()
+        states = self.states[name]
+        case = states[min(self.reads.get(name, 0), len(states) - 1)]
+        self.reads[name] = self.reads.get(name, 0) + 1
+        if case.startswith("completed"):
+            self.ended.add(name)
+        return self.kube.instance(self.kube.api_object("pods", case))
+
+    def client(self):
+        client = self.kube.fake_client(self.get)
+        client.create.side_effect = self.create
+        return client
+
+
+def test_pods_start_as_places_free_up_within_one_run(kube, clock):
+    namespace = Namespace(
+        kube,
+        {
+            "a": ["transfer_running", "completed_success"],
+            "b": ["transfer_running", "transfer_running", "transfer_running", "completed_success"],
+            "c": ["transfer_running", "completed_success"],
+        },
+    )
+    args = dict(ARGS, pods=[queued("a"), queued("b"), queued("c")], parallel=2, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    # Two at once; c as soon as a ended, never a third at the same time.
+    assert namespace.created == ["a", "b", "c"] == result["started"]
+    assert namespace.running_when_created == [0, 1, 1]
+    assert [entry["finished"] for entry in result["pods"]] == [True, True, True]
+    assert result["changed"] is True
+    # It returned once every transfer had ended, not after watch_seconds; an ended Pod is
+    # not read again.
+    assert clock.sleeps == [1, 1, 1, 1]
+    assert namespace.reads == {"a": 2, "b": 4, "c": 2}
+
+
+def test_without_watch_seconds_it_starts_what_fits_and_returns(kube, clock):
+    namespace = Namespace(kube, {"a": ["pending_container_creating"]})
+    args = dict(ARGS, pods=[queued("a"), queued("b")], parallel=1)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    assert result["started"] == ["a"]
+    first, second = result["pods"]
+    assert (first["queued"], first["phase"], first["terminal_failure"]) == (False, "Pending", "")
+    assert (second["queued"], second["phase"], second["terminal_failure"]) == (True, "", "")
+    assert clock.sleeps == []
+
+
+def test_a_refused_pod_fails_alone(kube, clock):
+    namespace = Namespace(kube, {"b": ["completed_success"]}, refuse=("a",))
+    args = dict(ARGS, pods=[queued("a"), queued("b")], parallel=1, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    refused, other = result["pods"]
+    assert refused["terminal_reason"] == "CreateFailed"
+    assert refused["terminal_failure"].startswith("could not create Pod a: ")
+    assert "exceeded quota" in refused["terminal_failure"]
+    # The next Pod took the place; the module returned at once, for the watch to decide.
+    assert result["started"] == ["b"]
+    assert other["phase"] == "Pending"
+    assert clock.sleeps == []
+
+
+def test_check_mode_starts_nothing(kube, clock):
+    namespace = Namespace(kube, {})
+    args = dict(ARGS, pods=[queued("a")], parallel=1)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client(), check_mode=True)
+    assert not failed, result
+    assert namespace.created == [] == result["started"]
+    assert result["pods"][0]["queued"] is True
+
+
+def test_an_unschedulable_pod_is_watched_until_the_time_is_up(kube, clock):
+    # It may only wait for its volume: the action plugin's grace decides, at the regular
+    # return; a Pod failed for good ends the run at once.
+    namespace = Namespace(kube, {"a": ["unschedulable_unbound_pvc"], "b": ["oomkilled"]})
+    namespace.created = ["a", "b"]
+    pods = [dict(name=name, pvc=name, transfer="rsync") for name in "ab"]
+    result, failed = kube.run_module(
+        transfer_progress, dict(ARGS, pods=pods[:1], watch_seconds=5), namespace.client()
+    )
+    assert not failed, result
+    assert result["pods"][0]["terminal_reason"] == "Unschedulable"
+    assert clock.sleeps == [1] * 5
+    result, failed = kube.run_module(
+        transfer_progress, dict(ARGS, pods=pods, watch_seconds=5), namespace.client()
+    )
+    assert result["pods"][1]["terminal_reason"] == "OOMKilled"
+    assert clock.sleeps == [1] * 5
