@@ -13,7 +13,6 @@ __metaclass__ = type
 
 import datetime
 import re
-import time
 
 from ansible_collections.kubeferry.state_transfer.plugins.module_utils.common import (
     ModuleFailure,
@@ -31,6 +30,10 @@ from ansible_collections.kubeferry.state_transfer.plugins.module_utils.pods impo
     FAILED,
     container_statuses,
     pod_verdict,
+)
+from ansible_collections.kubeferry.state_transfer.plugins.module_utils.waiter import (
+    WaitTimeout,
+    wait_for,
 )
 
 # rsync prints rates in units of 1024 ("kB/s" is KiB/s); with -h its byte counts take
@@ -392,16 +395,19 @@ def execute(cluster, params, check_mode):
     as a place frees up, and return when the time is up or earlier (worth_returning): one
     module run for a whole wait, so that a freed place or the last transfer's end is seen
     within a second. In check mode it only reads."""
-    deadline = time.monotonic() + (params.get("watch_seconds") or 0)
-    entries, started = None, []
-    while True:
-        entries = snapshot(cluster, params, entries)
+    state = dict(entries=None, started=[])
+
+    def read():
+        state["entries"] = snapshot(cluster, params, state["entries"])
         if not check_mode:
-            started += start_queued(cluster, params, entries)
-        if time.monotonic() >= deadline or worth_returning(entries):
-            break
-        time.sleep(WATCH_POLL)
-    return dict(changed=bool(started), pods=entries, started=started)
+            state["started"] += start_queued(cluster, params, state["entries"])
+        return state["entries"]
+
+    try:
+        wait_for(read, worth_returning, params.get("watch_seconds") or 0, WATCH_POLL)
+    except WaitTimeout:
+        pass  # the watch time is up: the last snapshot is the answer
+    return dict(changed=bool(state["started"]), pods=state["entries"], started=state["started"])
 
 
 # Formatting for the controller's output ----------------------------------------------------

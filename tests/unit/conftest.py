@@ -54,12 +54,11 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    """Replace the clock of the waiter, of transfer_progress's watch and of its action plugin."""
-    from ansible_collections.kubeferry.state_transfer.plugins.module_utils import progress, waiter
+    """Replace the clock of the waiter and of the transfer_progress action plugin."""
+    from ansible_collections.kubeferry.state_transfer.plugins.module_utils import waiter
 
     fake = FakeClock()
     monkeypatch.setattr(waiter, "time", fake)
-    monkeypatch.setattr(progress, "time", fake)
     try:
         from ansible_collections.kubeferry.state_transfer.plugins.action import (
             transfer_progress as action,
