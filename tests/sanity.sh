@@ -24,7 +24,9 @@ PYTHON_VERSION=3.11
 UNIT_REQUIREMENTS=(pytest==9.2.0 pytest-xdist==3.8.0 pytest-mock==3.17.0 mock==5.2.0
   PyYAML==6.0.4 kubernetes==33.1.0)
 CACHE=${KUBEFERRY_CACHE:-$HOME/.cache/kubeferry}
-SCRATCH=$CACHE/sanity
+# One scratch tree per checkout (a hash of its path): a clean-clone CI run beside a working
+# tree must not delete the other's tree while ansible-test runs in it. Removed at the end.
+SCRATCH=$CACHE/sanity/$(pwd -P | sha256sum | cut -c1-12)
 COLLECTION=$SCRATCH/ansible_collections/kubeferry/state_transfer
 VENV=${VENV:-.venv}
 
@@ -44,6 +46,7 @@ kubernetes_core=$site/ansible_collections/kubernetes/core
 # e2e and matrix tests: sanity holds for the whole collection), and kubernetes.core. Files
 # deleted in the working tree but still tracked are skipped.
 rm -rf "$SCRATCH"
+trap 'rm -rf "$SCRATCH"' EXIT
 mkdir -p "$COLLECTION" "$SCRATCH/ansible_collections/kubernetes"
 git ls-files -z --cached --others --exclude-standard |
   while IFS= read -r -d '' file; do
