@@ -2,9 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Watch transfers from the controller: live progress lines, then a summary.
 
-The module of the same name takes one snapshot; this plugin calls it every ``interval``
-seconds and prints a line per PVC between calls, which a module cannot do (its output only
-reaches the controller when it returns).
+The module of the same name returns one snapshot, after watching for up to
+``watch_seconds`` (it starts the Pods given with a definition as places free up); this plugin
+calls it until every transfer ended, a snapshot every ``interval`` seconds, and prints a
+line per PVC between calls, which a module cannot do (its output only reaches the
+controller when it returns). It keeps the state across calls: which Pods were created
+(passed again without their definition) and which ended (not asked about again).
 
 module_defaults: ansible-core merges the defaults of every action group that contains this
 action into ``self._task.args`` while it finalises the task's arguments
