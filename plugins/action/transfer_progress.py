@@ -31,6 +31,7 @@ from ansible_collections.kubeferry.state_transfer.plugins.module_utils.progress 
     WATCH_SPEC,
     progress_line,
     summarise,
+    winding_down,
 )
 
 display = Display()
@@ -74,12 +75,21 @@ def within_grace(entry, elapsed, grace):
 
 def watched(pods, entries, created):
     """The pods still to ask the module about: not ended, not failed for good (an ended
-    transfer does not change any more, so its Pod and log are not read again). A Pod already
-    created goes without its definition: the module must never create it twice."""
+    transfer does not change any more, so its Pod and log are not read again). While Pods wait
+    to be created, an ended transfer whose Pod is still winding down is asked about too: it
+    holds its place until then. A Pod already created goes without its definition: the module
+    must never create it twice."""
+    waiting = any(
+        spec["name"] not in created
+        and not (entries.get(spec["name"]) or {}).get("terminal_failure")
+        for spec in pods
+    )
     result = []
     for spec in pods:
         latest = entries.get(spec["name"]) or {}
-        if latest.get("finished") or latest.get("terminal_failure"):
+        if latest.get("terminal_failure"):
+            continue
+        if latest.get("finished") and not (waiting and winding_down(latest)):
             continue
         if spec["name"] in created:
             spec = dict((key, value) for key, value in spec.items() if key != "definition")

@@ -295,11 +295,33 @@ def pod_progress(pod, spec, log_text, log_lines):
     return entry
 
 
-def occupies_a_place(entry):
-    """Whether a created Pod counts against ``parallel``: it has not ended and has not failed
-    for good (an unschedulable Pod may only wait for its volume to be provisioned)."""
-    if entry.get("queued") or entry.get("finished"):
+# Seconds a Pod may go on running after its transfer container ended (its transport sidecar
+# stops within about a second of the transfer's done marker) before its place is given to the
+# next Pod anyway: a sidecar that does not stop must not hold up the queue.
+SIDECAR_STOP_SECONDS = 30
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def winding_down(entry):
+    """Whether the transfer ended but its Pod has not yet: the transport sidecar is stopping.
+    Such a Pod still runs on a node, so it still counts against ``parallel``."""
+    if not entry.get("finished") or entry.get("phase") in ("Succeeded", "Failed", ""):
         return False
+    ended = parse_time(entry.get("finished_at"))
+    return ended is None or (utcnow() - ended).total_seconds() < SIDECAR_STOP_SECONDS
+
+
+def occupies_a_place(entry):
+    """Whether a created Pod counts against ``parallel``: its Pod still runs (a transfer that
+    ended keeps its place until its sidecar stopped too) and has not failed for good (an
+    unschedulable Pod may only wait for its volume to be provisioned)."""
+    if entry.get("queued"):
+        return False
+    if entry.get("finished"):
+        return winding_down(entry)
     return not entry.get("terminal_failure") or entry.get("terminal_reason") == "Unschedulable"
 
 
@@ -308,15 +330,28 @@ def is_final(entry):
     return bool(entry and (entry.get("finished") or entry.get("terminal_reason") == "CreateFailed"))
 
 
+def _phase(cluster, spec, params, last):
+    """The phase of a Pod whose transfer ended: only whether the Pod ended too matters."""
+    try:
+        pod = cluster.get("Pod", spec["name"], params["namespace"])
+    except TransientError:
+        return last  # the next poll reads it again
+    return ((pod or {}).get("status") or {}).get("phase") or "Failed"  # deleted: gone too
+
+
 def snapshot(cluster, params, previous=None):
     """One read of every transfer pod: state, progress and log tail.
 
     A Pod with a ``definition`` that this module run has not created yet is queued (not
-    read); an entry of ``previous`` in a final state is kept as it is, not read again.
+    read); an entry of ``previous`` in a final state is kept as it is, not read again, but for
+    the phase of a Pod still winding down.
     """
     previous = previous or [None] * len(params["pods"])
     result = []
     for spec, before in zip(params["pods"], previous):
+        if is_final(before) and winding_down(before):
+            result.append(dict(before, phase=_phase(cluster, spec, params, before["phase"])))
+            continue
         if is_final(before):
             result.append(before)
             continue

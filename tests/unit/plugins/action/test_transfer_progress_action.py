@@ -397,3 +397,56 @@ def test_a_pod_that_is_never_created_ends_the_watch_in_bounded_time(kube, clock,
         "did not start: its Pod was not created within 60 s"
     ] * 2
     assert lines(display) == []
+
+
+def test_an_ended_transfer_is_asked_about_until_its_pod_ended_while_pods_wait(
+    kube, clock, display, monkeypatch
+):
+    # The module frees a place when the Pod ended, not when its transfer container did (the
+    # stunnel sidecar stops a second later): the watch must keep passing such a Pod while
+    # others wait for a place, and may drop it once none does.
+    import datetime
+
+    from ansible_collections.kubeferry.state_transfer.plugins.module_utils import progress
+
+    ended = datetime.datetime(2024, 5, 1, 10, 1, 45, tzinfo=datetime.timezone.utc)
+    monkeypatch.setattr(progress, "utcnow", lambda: ended + datetime.timedelta(seconds=2))
+    a, b, c = (to_start(name) for name in "abc")
+    snapshots = [
+        dict(
+            started=["a"],
+            pods=[entry(kube, a, "transfer_running"), queued_entry(b), queued_entry(c)],
+        ),
+        dict(
+            pods=[entry(kube, a, "transfer_done_sidecar_running"), queued_entry(b), queued_entry(c)]
+        ),
+        dict(
+            started=["b"],
+            pods=[
+                entry(kube, a, "completed_success"),
+                entry(kube, b, "transfer_done_sidecar_running"),
+                queued_entry(c),
+            ],
+        ),
+        dict(
+            started=["c"],
+            pods=[
+                entry(kube, b, "completed_success"),
+                entry(kube, c, "transfer_done_sidecar_running"),
+            ],
+        ),
+    ]
+    action = make_action(dict(BASE, pods=[a, b, c], parallel=1))
+    action._execute_module = waiting_module(clock, side_effect=snapshots)
+    result = action.run(task_vars={})
+    sent = [call.kwargs["module_args"] for call in action._execute_module.call_args_list]
+    # a's transfer ended at the second call; it is asked about until its Pod ended. c's Pod
+    # still winds down at the end, but nothing waits for its place: the watch is over.
+    assert [[pod["name"] for pod in args["pods"]] for args in sent] == [
+        ["a", "b", "c"],
+        ["a", "b", "c"],
+        ["a", "b", "c"],
+        ["b", "c"],
+    ]
+    assert not result.get("failed"), result
+    assert [row["state"] for row in result["summary"]] == ["success"] * 3

@@ -148,6 +148,55 @@ def test_pods_start_as_places_free_up_within_one_run(kube, clock):
     assert namespace.reads == {"a": 2, "b": 4, "c": 2}
 
 
+def sidecar_stopping_for(monkeypatch, seconds):
+    """The module's wall clock, `seconds` after the transfer of transfer_done_sidecar_running
+    ended (its container's finishedAt)."""
+    import datetime
+
+    from ansible_collections.kubeferry.state_transfer.plugins.module_utils import progress
+
+    ended = datetime.datetime(2024, 5, 1, 10, 1, 45, tzinfo=datetime.timezone.utc)
+    now = ended + datetime.timedelta(seconds=seconds)
+    monkeypatch.setattr(progress, "utcnow", lambda: now)
+
+
+def test_an_ended_transfer_keeps_its_place_until_its_pod_ended(kube, clock, monkeypatch):
+    # The transfer container exited; its Pod runs on while the stunnel sidecar stops. The
+    # next Pod waits for that: `parallel` counts the client Pods on the cluster.
+    sidecar_stopping_for(monkeypatch, 5)
+    namespace = Namespace(
+        kube,
+        {
+            "a": ["transfer_running"]
+            + ["transfer_done_sidecar_running"] * 2
+            + ["completed_success"],
+            "b": ["transfer_running"] * 6 + ["completed_success"],
+            "c": ["completed_success"],
+        },
+    )
+    args = dict(ARGS, pods=[queued("a"), queued("b"), queued("c")], parallel=2, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    assert namespace.created == ["a", "b", "c"]
+    assert namespace.running_when_created == [0, 1, 1]
+    # a was read twice more after its transfer ended, c created once a's Pod had ended.
+    assert namespace.reads["a"] == 4
+    assert [entry["finished"] for entry in result["pods"]] == [True, True, True]
+    assert result["pods"][0]["phase"] == "Succeeded"
+
+
+def test_a_sidecar_that_does_not_stop_gives_up_its_place_in_time(kube, clock, monkeypatch):
+    sidecar_stopping_for(monkeypatch, 31)
+    namespace = Namespace(
+        kube, {"a": ["transfer_done_sidecar_running"], "b": ["completed_success"]}
+    )
+    args = dict(ARGS, pods=[queued("a"), queued("b")], parallel=1, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    assert namespace.created == ["a", "b"]
+    assert result["pods"][0]["phase"] == "Running"
+
+
 def test_without_watch_seconds_it_starts_what_fits_and_returns(kube, clock):
     namespace = Namespace(kube, {"a": ["pending_container_creating"]})
     args = dict(ARGS, pods=[queued("a"), queued("b")], parallel=1)
