@@ -83,11 +83,13 @@ class Combo:
 
 @pytest.fixture(scope="session")
 def rendered(session_dir, tls):
-    """render(transfer, transport, mode='preserve', **extra) -> Combo, cached per session."""
+    """render(transfer, transport, mode='preserve', **extra) -> Combo, cached per session.
+    ``port``: the endpoint port the client connects to, when not the server's own (something
+    between them listens there)."""
     cache = {}
 
-    def _render(transfer, transport, mode="preserve", keys=("data",), **extra):
-        cache_key = (transfer, transport, mode, keys, json.dumps(extra, sort_keys=True))
+    def _render(transfer, transport, mode="preserve", keys=("data",), port=None, **extra):
+        cache_key = (transfer, transport, mode, keys, port, json.dumps(extra, sort_keys=True))
         if cache_key in cache:
             return cache[cache_key]
         label = "{0}-{1}-{2}-{3}".format(transfer, transport, mode, len(cache))
@@ -98,7 +100,7 @@ def rendered(session_dir, tls):
         subnet = secrets.randbelow(256)
         endpoint = {
             "host": "198.18.{0}.1".format(subnet),
-            "port": 6443 if transport == "stunnel" else 8873,
+            "port": port or (6443 if transport == "stunnel" else 8873),
             "sni": "",
         }
         common = {

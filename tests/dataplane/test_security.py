@@ -55,6 +55,14 @@ with socket.create_connection((host, port), timeout=5) as raw:
 """
 
 
+# A WebDAV request to set a file's modification time (to 2001).
+PROPPATCH_MTIME = (
+    '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>'
+    "<D:getlastmodified>Mon, 01 Jan 2001 00:00:00 GMT</D:getlastmodified>"
+    "</D:prop></D:set></D:propertyupdate>"
+)
+
+
 def write(path, text, mode=0o600):
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
         handle.write(text)
@@ -261,9 +269,20 @@ def test_rclone_server_requires_the_run_password(rclone_null_server, workdir, pa
     # A symlink to outside the volumes is never followed.
     escape = cluster.run_in_netns("client", argv + [url.replace("file", "escape/passwd")])
     assert escape.stdout in ("401", "404"), escape.stdout
-    # Nothing else than the volumes is served, and nothing can be written.
+    # Nothing else than the volumes is served, and nothing can be written: no WebDAV method
+    # that writes is accepted.
     if password == "right":
-        put = cluster.run_in_netns(
-            "client", argv[:-2] + ["--netrc-file", netrc, "-X", "PUT", "--data", "x", url]
+        source = os.path.join(workdir, "source-pvc")
+        before = sorted(os.listdir(source)), open(os.path.join(source, "file")).read()
+        target = ["-H", "Destination: " + url.replace("file", "moved")]
+        for method in ("PUT", "DELETE", "MKCOL", "MOVE", "COPY"):
+            attempt = cluster.run_in_netns(
+                "client", argv + ["-X", method, "--data", "x"] + target + [url]
+            )
+            assert attempt.stdout in ("403", "404", "405", "415"), (method, attempt.stdout)
+        proppatch = cluster.run_in_netns(
+            "client", argv + ["-X", "PROPPATCH", "--data", PROPPATCH_MTIME, url]
         )
-        assert put.stdout in ("403", "404", "405"), put.stdout
+        assert proppatch.stdout in ("207", "403", "405"), proppatch.stdout
+        assert (sorted(os.listdir(source)), open(os.path.join(source, "file")).read()) == before
+        assert os.stat(os.path.join(source, "file")).st_mtime > 10**9  # not set to 2001

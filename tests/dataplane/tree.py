@@ -8,6 +8,9 @@ import subprocess
 MIB = 1024 * 1024
 SPARSE_SIZE = 64 * MIB
 UNICODE_NAME = "name with spaces ünïcødé ☃ 名前.txt"
+# A colon before any slash makes a relative URL look like one with a scheme: rclone's http
+# remote left such a file out of its listing, with exit code 0.
+COLON_NAME = "backup 2024-05-01T10:30:00.txt"
 T0 = 1_600_000_000  # a past mtime, so that "kept" and "set to now" differ
 
 
@@ -62,6 +65,7 @@ def build(root, specials=True, many=0, owners=True):
     write("owned/by-65534", b"nobody\n", 0o604, 65534, 65534, offset=8)
     write("owned/setgid-exec", b"#!/bin/sh\n", 0o2755, 0, 3003, offset=9)
     write(UNICODE_NAME, "unicode ✓\n".encode(), offset=10)
+    write(COLON_NAME, b"taken at half past ten\n", offset=10)
     os.setxattr(os.path.join(root, "dir/file.txt"), "user.kubeferry", b"kept")
     subprocess.run(["setfacl", "-m", "u:4242:r", os.path.join(root, "dir/random.bin")], check=True)
     if specials:
