@@ -7,7 +7,10 @@ PYTHON ?= python3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 # Debian programs the data-plane tests run for real (and the local clusters need).
-DEBIAN_PACKAGES := rsync rclone stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux tinyproxy
+DEBIAN_PACKAGES := rsync stunnel4 openssl iproute2 iptables acl attr haproxy dnsmasq-base python3 util-linux tinyproxy
+# rclone is built at the version of the role's default image (Debian's 1.60 paces its WebDAV
+# client to 100 requests a second) and installed where the pods' PATH finds it first.
+RCLONE := /usr/local/bin/rclone
 
 .PHONY: venv system-packages lint unit sanity molecule render dataplane e2e build-check ee-context test demo matrix reliability bench clean
 
@@ -29,6 +32,7 @@ system-packages:
 	  echo "Installing Debian packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@$(PYTHON) -m tests.clusters.binaries --install rclone $(RCLONE)
 
 lint: venv
 	$(BIN)/ruff check plugins tests

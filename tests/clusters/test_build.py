@@ -48,3 +48,11 @@ def test_cache_key_changes_with_go_mod_and_is_outside_the_repository():
     assert binaries.REPO_ROOT not in path.parents
     assert path.parent.name.startswith(f"etcd-{binaries.COMPONENTS['etcd'].version()}-")
     assert path.parent.name.endswith(binaries._go_mod_hash())
+
+
+def test_the_built_rclone_is_the_version_of_the_roles_default_image():
+    # The pods run the host's rclone: the tests must exercise the version users get.
+    defaults = binaries.REPO_ROOT / "roles" / "transfer_rclone" / "defaults" / "main.yml"
+    image = re.search(r"^transfer_rclone_image: \S+:(\S+)$", defaults.read_text(), re.MULTILINE)
+    assert image, "no transfer_rclone_image with a tag in " + str(defaults)
+    assert binaries.PROGRAMS["rclone"].version == "v" + image.group(1)
