@@ -349,10 +349,9 @@ def snapshot(cluster, params, previous=None):
     previous = previous or [None] * len(params["pods"])
     result = []
     for spec, before in zip(params["pods"], previous):
-        if is_final(before) and winding_down(before):
-            result.append(dict(before, phase=_phase(cluster, spec, params, before["phase"])))
-            continue
         if is_final(before):
+            if winding_down(before):
+                before = dict(before, phase=_phase(cluster, spec, params, before["phase"]))
             result.append(before)
             continue
         if spec.get("definition") and (before is None or before.get("queued")):
