@@ -24,6 +24,10 @@ COMBINATIONS = {
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
 
 
+USER_PASSWORD = re.compile(r"^[^\s:=]+:\S+$")
+BASIC_AUTH = re.compile(r"Basic (\S+)")
+
+
 def secret_values(secrets):
     """What must never appear elsewhere: each value of each Secret (certificates aside, they
     are public), its base64 form, the body of each private key, each password of a
@@ -40,8 +44,12 @@ def secret_values(secrets):
                 continue
             values.update({text.strip(), encoded})
             for line in text.splitlines():
-                if ":" in line:
+                # user:password (htpasswd, rsyncd secrets); not a URL of a config file, which
+                # the server may well log (rclone serve prints where it listens).
+                if USER_PASSWORD.match(line):
                     values.add(line.split(":", 1)[1].strip())
+                # rclone.conf: headers = Authorization,Basic <base64 of user:password>
+                values.update(BASIC_AUTH.findall(line))
     return {value for value in values if len(value) >= 12}
 
 
