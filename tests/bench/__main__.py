@@ -11,7 +11,8 @@ the combinations the goals do not compare, and the 10 and 50 PVC overhead runs: 
   one raw TCP connection on the path the transfers take (tests/bench/methods.py);
 - our data phase for every functional transfer x transport x endpoint combination: a
   playbooks/state_transfer.yml run per combination with both sets, one client at a time,
-  timed by the client containers' start and end, as the run's summary reports it;
+  timed by the client containers' start and end at the node clock's resolution
+  (tests/bench/timing.py; the run's summary has whole seconds);
 - the other tools' methods with the same programs on the same path: rsync -avz over ssh
   (pv-migrate) and rsync -aAhHSxz through stunnel with a pre-shared key (VolSync);
 - a re-run with nothing to copy (the data phase of the many-files set);
@@ -40,7 +41,7 @@ from pathlib import Path
 
 from e2e.playbook import ROOT, on_local_clusters
 
-from . import datasets, methods
+from . import datasets, methods, timing
 
 WORK = ROOT / ".bench"
 NAMESPACES = {"source": "bench-source", "destination": "bench-destination"}
@@ -59,6 +60,8 @@ DEFAULT = "rsync-stunnel-load_balancer"
 UNENCRYPTED = "rsync-null-load_balancer"
 RERUN_COMBOS = (DEFAULT, "rclone-stunnel-load_balancer")
 OVERHEAD_PVCS = (1, 10, 50)
+# The client container of ours that runs rsync or rclone (the roles' __transfer_*_container_name).
+TRANSFER_CONTAINER = "transfer"
 PAIRS = [{"source": name, "destination": f"{name}-copy"} for name in datasets.SETS]
 
 
@@ -132,20 +135,34 @@ def parse_time(text):
     )
 
 
-def busy_seconds(entries):
+def client_span(entry, after):
+    """(start, end) of a PVC's transfer container in seconds since the epoch, from the node's
+    log when it has the run, started after `after` (tests/bench/timing.py), else from the
+    run's summary."""
+    found = timing.span("destination", entry.get("pod"), TRANSFER_CONTAINER, after)
+    if found:
+        return found
+    if entry.get("started_at") and entry.get("finished_at"):
+        return tuple(parse_time(entry[k]).timestamp() for k in ("started_at", "finished_at"))
+    return None
+
+
+def transfer_seconds(entry, after):
+    """How long a PVC's transfer container ran (see client_span)."""
+    found = client_span(entry, after)
+    return found[1] - found[0] if found else entry.get("duration_seconds")
+
+
+def busy_seconds(entries, after):
     """Seconds during which at least one client was copying (union of their intervals)."""
-    spans = sorted(
-        (parse_time(e["started_at"]), parse_time(e["finished_at"]))
-        for e in entries
-        if e.get("started_at") and e.get("finished_at")
-    )
+    spans = sorted(filter(None, (client_span(e, after) for e in entries)))
     total, end = 0.0, None
     for start, finish in spans:
         if end is None or start > end:
-            total += (finish - start).total_seconds()
+            total += finish - start
             end = finish
         elif finish > end:
-            total += (finish - end).total_seconds()
+            total += finish - end
             end = finish
     return total
 
@@ -154,6 +171,7 @@ class Bench:
     def __init__(self, transfer, args):
         self.transfer = transfer
         self.args = args
+        self.playbook_started = 0.0  # time.time() when the last playbook run began
         self.volumes = Volumes()
         self.dirs = {}  # PVC name -> its directory as the bench sees it
         self.paths = {}  # PVC name -> its directory on the node
@@ -273,6 +291,7 @@ class Bench:
         )
 
     def playbook(self, label, **variables):
+        self.playbook_started = time.time()  # the containers of this run start after it
         result = self.transfer.playbook(name=label, **variables)
         (WORK / f"{label}.log").write_text((result.stdout or "") + (result.stderr or ""))
         if result.returncode != 0 or not result.report:
@@ -298,7 +317,8 @@ class Bench:
                 ok = entry.get("state") == "success" and self.check_copy(
                     combo, set_name, self.dirs[f"{set_name}-copy"]
                 )
-                self.record(combo, set_name, entry.get("duration_seconds") if ok else None)
+                seconds = transfer_seconds(entry, self.playbook_started) if ok else None
+                self.record(combo, set_name, seconds)
             if result and combo in RERUN_COMBOS:
                 again = self.playbook(f"{combo}-{index}-again", **variables)
                 for entry in again.report["pvcs"] if again else []:
@@ -308,7 +328,7 @@ class Bench:
                         .setdefault(combo, {})
                         .setdefault(set_name, {"runs": [], "files": []})
                     )
-                    rerun["runs"].append(entry.get("duration_seconds"))
+                    rerun["runs"].append(transfer_seconds(entry, self.playbook_started))
                     rerun["files"].append(entry.get("files"))
                     rerun["seconds"] = median(rerun["runs"])
         data = self.results["data"][combo]
@@ -336,7 +356,7 @@ class Bench:
                 )
                 if result:
                     walls.append(result.seconds)
-                    busies.append(busy_seconds(result.report["pvcs"]))
+                    busies.append(busy_seconds(result.report["pvcs"], self.playbook_started))
                 for i in range(count):
                     self.transfer.delete_pvc("destination", f"small-{i:03d}")
                 time.sleep(1)

@@ -22,11 +22,15 @@ import datetime
 import secrets
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from clusters.node.testing import wait_for
 
+from . import timing
+
 LABEL = "kf-bench"
+CONTAINER = "main"  # the one container of a method's pods
 SERVER_PORT = 8000
 POD_TIMEOUT = 900  # seconds a client may run (1 GiB over ssh with compression is slow)
 
@@ -101,7 +105,7 @@ METHODS = {"tcp": TCP, "pv-migrate": PV_MIGRATE, "volsync": VOLSYNC}
 
 def _pod(name, namespace, script, claim, mount, read_only, ready, restart="Never"):
     container = {
-        "name": "main",
+        "name": CONTAINER,
         "image": "kubeferry-bench",  # the local clusters run host programs: no image is pulled
         "command": ["/bin/sh", "-c", script],
         "volumeMounts": [
@@ -157,6 +161,7 @@ class Method:
     def run(self, source_pvc, destination_pvc) -> dict:
         """Copy source_pvc into destination_pvc; returns seconds, exit code and log tail."""
         pod = f"bench-{self.name}"
+        began = time.time()  # its containers start after it
         namespaces = self.transfer.namespaces
         data = self.spec["secret"]()
         try:
@@ -207,7 +212,13 @@ class Method:
             del client["spec"]["containers"][0]["readinessProbe"]
             self.core["destination"].create_namespaced_pod(namespaces["destination"], client)
             state = wait_for(lambda: self._terminated(pod), POD_TIMEOUT, 1, f"{pod} finished")
-            seconds = (_rfc3339(state.finished_at) - _rfc3339(state.started_at)).total_seconds()
+            seconds = timing.seconds(
+                "destination",
+                pod,
+                CONTAINER,
+                began,
+                (_rfc3339(state.finished_at) - _rfc3339(state.started_at)).total_seconds(),
+            )
             log = self.core["destination"].read_namespaced_pod_log(
                 pod, namespaces["destination"], tail_lines=5
             )

@@ -19,14 +19,13 @@ Fault knobs, as Service annotations:
                                       applies to LB and NodePort proxies
 """
 
-import asyncio
+import functools
 import hashlib
 import ipaddress
 import logging
 import os
 import re
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -34,7 +33,7 @@ import time
 from kubernetes.client.exceptions import ApiException
 
 from ..node.kube import Informer, now_rfc3339
-from . import dns, layout
+from . import dns, layout, proxy
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,13 @@ ROUTER_NAME = "default"
 CONNECT_TIMEOUT = 5.0
 
 
+def socket_to(ip, port):
+    """A connected, blocking socket to a backend (OSError when it cannot be reached)."""
+    sock = socket.create_connection((ip, port), CONNECT_TIMEOUT)
+    sock.settimeout(None)
+    return sock
+
+
 def _ann(obj, key):
     return (obj["metadata"].get("annotations") or {}).get(key)
 
@@ -104,11 +110,11 @@ class ServiceController:
         self.routes = Informer(
             self.kube, "/apis/route.openshift.io/v1/routes", self._on_event, self.stop_event
         )
-        self.loop = asyncio.new_event_loop()
-        self.listeners = {}  # (ip, port) -> (asyncio.Server, svc key, port spec name)
+        self.listeners = {}  # (ip, port) -> (proxy.Listener, (svc key, port spec name, port))
         self.lb_ips = {}  # svc uid -> ip
         self.dns_due = {}  # svc uid -> (monotonic due time, hostname, ip)
         self.reset_done = set()  # (svc uid, annotation value)
+        self.reset_lock = threading.Lock()
         self.last_lb_status = {}
         self.route_status = {}
         self.haproxy = None
@@ -124,7 +130,6 @@ class ServiceController:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self):
-        threading.Thread(target=self.loop.run_forever, daemon=True, name="proxies").start()
         self.services.start()
         self.routes.start()
         self.services.synced.wait(30)
@@ -138,10 +143,9 @@ class ServiceController:
         if getattr(self, "worker", None) is not None:
             self.worker.join(10)
         try:
-            asyncio.run_coroutine_threadsafe(self._apply_listeners({}), self.loop).result(10)
+            self._apply_listeners({})
         except Exception:  # noqa: BLE001 - best effort on the way out
             log.exception("closing listeners")
-        self.loop.call_soon_threadsafe(self.loop.stop)
         for ip in set(self.lb_ips.values()):
             layout.remove_world_address(ip)
         for uid in list(self.lb_ips):
@@ -200,7 +204,7 @@ class ServiceController:
         for uid in list(self.lb_ips):
             if uid not in live_uids:
                 self._release_lb(uid)
-        asyncio.run_coroutine_threadsafe(self._apply_listeners(desired), self.loop).result(10)
+        self._apply_listeners(desired)
         self._due_dns()
         if not self.routes.missing and self.routes.synced.is_set():
             self.reconcile_routes()
@@ -274,46 +278,35 @@ class ServiceController:
             self.addresses.discard(ip)
 
     # -- TCP proxies ------------------------------------------------------------------------------
-    async def _apply_listeners(self, desired):
+    def _apply_listeners(self, desired):
         for addr in list(self.listeners):
             if addr not in desired or self.listeners[addr][1] != desired[addr]:
-                server = self.listeners.pop(addr)[0]
-                server.close()
-                await server.wait_closed()
+                self.listeners.pop(addr)[0].close()
         for addr, meta in desired.items():
             if addr in self.listeners:
                 continue
             try:
-                server = await asyncio.start_server(
-                    lambda r, w, m=meta: self._serve(r, w, m),
-                    addr[0],
-                    addr[1],
-                    reuse_address=True,
-                )
+                listener = proxy.Listener(addr, functools.partial(self._serve, meta=meta))
             except OSError as exc:
                 log.warning("cannot listen on %s:%s: %s", addr[0], addr[1], exc)
                 continue
-            self.listeners[addr] = (server, meta)
+            self.listeners[addr] = (listener, meta)
 
     def _service(self, key):
         return self.services.get(*key)
 
-    async def _serve(self, reader, writer, meta):
+    def _serve(self, conn, peer, meta):
+        """One connection to a LoadBalancer or NodePort address (in its own thread)."""
         key, port_name, port = meta
-        svc = self._service(key)
-        upstream_writer = None
+        upstream = None
         try:
+            svc = self._service(key)
             if svc is None:
                 return
-            peer = writer.get_extra_info("peername")
             ranges = svc["spec"].get("loadBalancerSourceRanges") or []
-            if (
-                ranges
-                and peer
-                and not any(
-                    ipaddress.ip_address(peer[0]) in ipaddress.ip_network(r, strict=False)
-                    for r in ranges
-                )
+            if ranges and not any(
+                ipaddress.ip_address(peer[0]) in ipaddress.ip_network(r, strict=False)
+                for r in ranges
             ):
                 return
             target = None
@@ -326,59 +319,23 @@ class ServiceController:
             # Spread connections over ready pods, stable per client port.
             ip, tport = backends[hash(peer) % len(backends)]
             try:
-                up_reader, upstream_writer = await asyncio.wait_for(
-                    asyncio.open_connection(ip, tport), CONNECT_TIMEOUT
-                )
-            except (OSError, asyncio.TimeoutError):
+                upstream = socket_to(ip, tport)
+            except OSError:
                 return
             budget = None
             reset_value = _ann(svc, ANN_RESET)
-            if reset_value and (svc["metadata"]["uid"], reset_value) not in self.reset_done:
-                self.reset_done.add((svc["metadata"]["uid"], reset_value))
-                budget = {"left": int(reset_value)}
-            await self._pipe_both(reader, writer, up_reader, upstream_writer, budget)
+            with self.reset_lock:
+                if reset_value and (svc["metadata"]["uid"], reset_value) not in self.reset_done:
+                    self.reset_done.add((svc["metadata"]["uid"], reset_value))
+                    budget = proxy.ResetBudget(int(reset_value))
+            proxy.relay(conn, upstream, budget)
+            conn = upstream = None  # relay closed both
         except Exception:  # noqa: BLE001 - one broken connection must not hurt others
             log.debug("proxy connection failed", exc_info=True)
         finally:
-            for w in (writer, upstream_writer):
-                if w is not None and not w.is_closing():
-                    w.close()
-
-    async def _pipe_both(self, r1, w1, r2, w2, budget):
-        async def pipe(src, dst):
-            try:
-                while True:
-                    data = await src.read(65536)
-                    if not data:
-                        break
-                    if budget is not None:
-                        if len(data) >= budget["left"]:
-                            dst.write(data[: budget["left"]])
-                            await dst.drain()
-                            budget["left"] = 0
-                            raise ConnectionResetError("fault knob: reset after bytes")
-                        budget["left"] -= len(data)
-                    dst.write(data)
-                    await dst.drain()
-                if dst.can_write_eof():
-                    dst.write_eof()
-            except (ConnectionResetError, BrokenPipeError) as exc:
-                if budget is not None and budget["left"] == 0:
-                    raise
-                del exc
-
-        t1 = asyncio.ensure_future(pipe(r1, w2))
-        t2 = asyncio.ensure_future(pipe(r2, w1))
-        try:
-            await asyncio.gather(t1, t2)
-        except ConnectionResetError:
-            for w in (w1, w2):
-                sock = w.get_extra_info("socket")
+            for sock in (conn, upstream):
                 if sock is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                w.transport.abort()
-            for t in (t1, t2):
-                t.cancel()
+                    sock.close()
 
     # -- router -----------------------------------------------------------------------------------
     def route_host(self, route):

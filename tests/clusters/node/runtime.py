@@ -42,6 +42,10 @@ def missing_programs(image):
 
 
 MAX_TERM_MESSAGE = 4096
+# One JSON line per ended container run, with start and end at the node clock's full
+# resolution (the API's times are whole seconds, as from a real kubelet; a container
+# runtime keeps nanoseconds). The benchmark reads it: tests/bench/timing.py.
+CONTAINER_TIMES = os.path.join("logs", "container-times.jsonl")
 # What containerd grants a non-privileged container by default.
 RUNTIME_DEFAULT_CAPABILITIES = (
     "CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP "
@@ -90,6 +94,7 @@ class Container:
         self.last_state = {}
         self.ready = False
         self.started_at = None
+        self.started_time = None  # time.time() of the start, for CONTAINER_TIMES
         self.backoff_until = 0.0
         self.result_file = None
         self.term_file = None
@@ -442,6 +447,7 @@ class PodRunner(threading.Thread):
             fh.write(str(c.proc.pid))
         c.uid, c.gid = uid, gid
         c.started_at = now_rfc3339()
+        c.started_time = time.time()
         c.container_id = f"kf://{self.uid[:8]}-{c.name}-{n}"
         c.state = {"running": {"startedAt": c.started_at}}
         c.ready = not c.spec.get("readinessProbe")
@@ -490,10 +496,29 @@ class PodRunner(threading.Thread):
         c.state = {"terminated": term}
         c.ready = False
         c.proc = None
+        self._record_times(c, term["exitCode"])
         try:
             os.unlink(os.path.join(self.run_dir, f"{self.uid}-{c.name}.pid"))
         except FileNotFoundError:
             pass
+
+    def _record_times(self, c, exit_code):
+        line = {
+            "cluster": self.agent.cluster,
+            "namespace": self.ns,
+            "pod": self.name,
+            "uid": self.uid,
+            "container": c.name,
+            "started": c.started_time,
+            "finished": time.time(),
+            "exit_code": exit_code,
+        }
+        # One write of one line in append mode: lines of the two nodes' agents stay whole.
+        try:
+            with open(os.path.join(self.agent.state_dir, CONTAINER_TIMES), "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+        except OSError as exc:  # only the benchmark reads it: never fail a pod for it
+            log.warning("cannot record container times: %s", exc)
 
     def _should_restart(self, c):
         if c.init:
