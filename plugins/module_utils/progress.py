@@ -296,7 +296,7 @@ def pod_progress(pod, spec, log_text, log_lines):
 
 
 # Seconds a Pod may go on running after its transfer container ended (its transport sidecar
-# stops within about a second of the transfer's done marker) before its place is given to the
+# stops within a fifth of a second of the transfer's done marker) before its place is given to the
 # next Pod anyway: a sidecar that does not stop must not hold up the queue.
 SIDECAR_STOP_SECONDS = 30
 

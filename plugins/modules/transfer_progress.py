@@ -84,8 +84,8 @@ options:
       - At most this many Pods of O(pods) with a O(pods[].definition) run at a time; C(0) starts
         them all at once.
       - A Pod keeps its place until it ended, its transport sidecar included (the sidecar stops
-        about a second after the transfer container). A Pod still running 30 seconds after its
-        transfer ended gives up its place all the same.
+        within a fifth of a second of the transfer container). A Pod still running 30 seconds
+        after its transfer ended gives up its place all the same.
     type: int
     default: 0
   watch_seconds:

@@ -60,6 +60,7 @@ DEFAULT = "rsync-stunnel-load_balancer"
 UNENCRYPTED = "rsync-null-load_balancer"
 RERUN_COMBOS = (DEFAULT, "rclone-stunnel-load_balancer")
 OVERHEAD_PVCS = (1, 10, 50)
+PARALLEL = 5  # the role's state_transfer_parallel, which the overhead runs keep
 # The client container of ours that runs rsync or rclone (the roles' __transfer_*_container_name).
 TRANSFER_CONTAINER = "transfer"
 PAIRS = [{"source": name, "destination": f"{name}-copy"} for name in datasets.SETS]
@@ -343,7 +344,7 @@ class Bench:
                 Path(path, "data.txt").write_text(f"small volume {made}\n" * 100)
                 made += 1
             runs = self.args.runs if count == 1 else 1
-            walls, busies = [], []
+            walls, busies, profiles = [], [], []
             for index in range(runs):
                 pairs = [{"source": f"small-{i:03d}"} for i in range(count)]
                 # The role's defaults, as a user runs it (the e2e helper shortens some).
@@ -357,6 +358,15 @@ class Bench:
                 if result:
                     walls.append(result.seconds)
                     busies.append(busy_seconds(result.report["pvcs"], self.playbook_started))
+                    profiles.append(
+                        timing.turns(
+                            "destination",
+                            NAMESPACES["destination"],
+                            self.playbook_started,
+                            "transfer",
+                            PARALLEL,
+                        )
+                    )
                 for i in range(count):
                     self.transfer.delete_pvc("destination", f"small-{i:03d}")
                 time.sleep(1)
@@ -366,6 +376,8 @@ class Bench:
                 "data_seconds": median(busies),
                 "overhead_seconds": median([w - b for w, b in zip(walls, busies)]),
                 "runs": [round(w, 1) for w in walls],
+                # the client pods of the last run, as the destination's node saw them
+                "client_pods": profiles[-1] if profiles else None,
             }
             self.results["overhead"].append(entry)
             say(
@@ -451,6 +463,22 @@ def tables(results):
             lines.append(
                 f"| {entry['pvcs']} | {fmt(entry['wall_seconds'])} | {fmt(entry['data_seconds'])} "
                 f"| {fmt(entry['overhead_seconds'])} | {fmt(per, 2)} |"
+            )
+        lines += [
+            "",
+            "Where the client pods' time went (medians over the pods of the last run of each row, "
+            "as the destination's node saw them; s):",
+            "",
+            "| PVCs | first pod taken to last pod ended | taken to started | copy container "
+            "| copy end to pod end (sidecar) | pod end to the next pod taken |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for entry in results["overhead"]:
+            pods = entry.get("client_pods") or {}
+            lines.append(
+                f"| {entry['pvcs']} | {fmt(pods.get('span_seconds'))} | "
+                f"{fmt(pods.get('to_start'), 2)} | {fmt(pods.get('copy'), 2)} | "
+                f"{fmt(pods.get('sidecar_stop'), 2)} | {fmt(pods.get('next_taken'), 2)} |"
             )
     return "\n".join(lines)
 
@@ -544,6 +572,7 @@ def main() -> int:
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
+    ticks = timing.cpu_ticks()
     with on_local_clusters(WORK, NAMESPACES, keep=args.keep, say=say) as transfer:
         bench = Bench(transfer, args)
         try:
@@ -562,6 +591,7 @@ def main() -> int:
         finally:
             bench.cleanup()
     results = bench.results
+    results["machine"]["cpu_steal_percent"] = timing.steal_percent(ticks, timing.cpu_ticks())
     results["failures"] = bench.failures
     results["goals"] = [
         {"goal": text, "met": met, "figures": figures} for text, met, figures in goals(results)
@@ -569,6 +599,9 @@ def main() -> int:
     verdicts = {True: "met", False: "NOT met", None: "not measured"}
     markdown = (
         tables(results)
+        + "\n\nCPU time the hypervisor took from this machine during the run (steal): "
+        + f"{results['machine']['cpu_steal_percent']} % of its CPU time (a shared host; compare "
+        "runs with similar steal)."
         + "\n\nGoals (issue 6):\n\n"
         + "\n".join(
             f"- {verdicts[met]}: {text} ({figures})" for text, met, figures in goals(results)

@@ -150,6 +150,7 @@ class PodRunner(threading.Thread):
         self.env_cache = {}
         self.start_time = now_rfc3339()
         self.started_mono = time.monotonic()
+        self.runner_started = time.time()  # for CONTAINER_TIMES: when this node took the pod
         self.initialized = False
         self.phase = "Pending"
         self.pod_reason = None
@@ -508,6 +509,7 @@ class PodRunner(threading.Thread):
             "namespace": self.ns,
             "pod": self.name,
             "uid": self.uid,
+            "runner_started": self.runner_started,
             "container": c.name,
             "started": c.started_time,
             "finished": time.time(),
