@@ -35,6 +35,11 @@ except ImportError:
     DynamicApiError = NotFoundError = ResourceNotFoundError = None
 
 try:
+    from kubernetes.client.exceptions import ApiException
+except ImportError:
+    ApiException = None
+
+try:
     from urllib3.exceptions import HTTPError
 except ImportError:
     HTTPError = None
@@ -117,6 +122,38 @@ class Cluster:
         if created is None:  # 404: the namespace is gone
             raise ModuleFailure("namespace {0} not found".format(namespace))
         return created.to_dict()
+
+    def wait_for_change(self, kind, namespace, names, seconds, api_version="v1"):
+        """Waits up to ``seconds`` for one of the objects ``names`` in ``namespace`` to change
+        (be created, updated or deleted); returns whether one did.
+
+        A watch of the API server from the namespace's current revision, so that a waiting
+        module reads again within a moment of the change instead of at its next poll. The
+        revision is read when the watch starts: a change made between the caller's last read
+        and that moment is seen at the next poll, as without a watch. Any error ends the wait
+        early with ``False``: a watch is an aid to a poll, never a reason to fail.
+        """
+        seconds = int(seconds)
+        if seconds < 1:  # the API server counts a watch's timeout in whole seconds
+            return False
+        names = set(names)
+        try:
+            resource = self.resource(kind, api_version)
+            revision = self._call(resource.get, namespace=namespace, limit=1)
+            revision = (revision.to_dict() if revision is not None else {}).get("metadata") or {}
+            if not revision.get("resourceVersion"):
+                return False
+            for event in resource.watch(
+                namespace=namespace, resource_version=revision["resourceVersion"], timeout=seconds
+            ):
+                if event.get("type") == "ERROR":  # e.g. 410 Gone: the revision was compacted
+                    return False
+                name = ((event.get("raw_object") or {}).get("metadata") or {}).get("name")
+                if name in names:
+                    return True
+        except (TransientError, ModuleFailure, DynamicApiError, HTTPError, ApiException):
+            pass
+        return False
 
     def log(self, name, namespace, container=None, tail_lines=None, previous=False):
         """The container's log as text; "" when there is none yet (or no longer)."""

@@ -425,10 +425,11 @@ def worth_returning(entries):
 
 def execute(cluster, params, check_mode):
     """The module: start the queued Pods that fit in ``parallel`` and take a snapshot. With
-    ``watch_seconds``, go on reading every WATCH_POLL seconds, starting a queued Pod as soon
-    as a place frees up, and return when the time is up or earlier (worth_returning): one
-    module run for a whole wait, so that a freed place or the last transfer's end is seen
-    within a second. In check mode it only reads."""
+    ``watch_seconds``, go on reading every WATCH_POLL seconds, and at once when one of the
+    Pods changes (a watch of the API server), starting a queued Pod as soon as a place frees
+    up, and return when the time is up or earlier (worth_returning): one module run for a
+    whole wait, so that a freed place or the last transfer's end is seen within a moment of
+    the Pod's end. In check mode it only reads."""
     state = dict(entries=None, started=[])
 
     def read():
@@ -437,8 +438,12 @@ def execute(cluster, params, check_mode):
             state["started"] += start_queued(cluster, params, state["entries"])
         return state["entries"]
 
+    def wake(seconds):
+        names = [spec["name"] for spec in params["pods"]]
+        return cluster.wait_for_change("Pod", params["namespace"], names, seconds)
+
     try:
-        wait_for(read, worth_returning, params.get("watch_seconds") or 0, WATCH_POLL)
+        wait_for(read, worth_returning, params.get("watch_seconds") or 0, WATCH_POLL, wake=wake)
     except WaitTimeout:
         pass  # the watch time is up: the last snapshot is the answer
     return dict(changed=bool(state["started"]), pods=state["entries"], started=state["started"])

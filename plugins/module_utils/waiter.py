@@ -38,7 +38,7 @@ class WaitFailed(WaitError):
     """The failure function reported a state that will not get better by waiting."""
 
 
-def wait_for(read, predicate, timeout, sleep, failure=None, retry_on=()):
+def wait_for(read, predicate, timeout, sleep, failure=None, retry_on=(), wake=None):
     """Read until ``predicate(value)`` is true; return ``(value, elapsed_seconds)``.
 
     ``read()`` returns the current value. Exceptions of the types in ``retry_on`` count as a
@@ -47,6 +47,11 @@ def wait_for(read, predicate, timeout, sleep, failure=None, retry_on=()):
     elapsed time so that a state that is normal for a moment (a Pod unschedulable while its
     volume is provisioned) can be given a grace period. The predicate is checked first, so a
     value that is both done and failed counts as done. At least one read is always made.
+
+    ``wake(seconds)``, when given, waits for up to ``seconds`` instead of a plain sleep and
+    returns true as soon as what is read changed (a watch of the API server): the next read
+    comes at once, not at the end of ``sleep``. When it returns false, the rest of the pause
+    is slept, so a ``wake`` that cannot watch only costs what the plain sleep did.
     """
     start = time.monotonic()
     last_error = None
@@ -67,7 +72,10 @@ def wait_for(read, predicate, timeout, sleep, failure=None, retry_on=()):
                 raise WaitFailed(reason, last=value, elapsed=elapsed)
         if elapsed >= timeout:
             break
-        time.sleep(max(0.0, min(sleep, timeout - elapsed)))
+        pause = max(0.0, min(sleep, timeout - elapsed))
+        until = time.monotonic() + pause
+        if not (wake and pause and wake(pause)):
+            time.sleep(max(0.0, until - time.monotonic()))
     msg = "timed out after {0:.0f} s".format(time.monotonic() - start)
     if last_error is not None:
         msg += " (last error: {0})".format(last_error)

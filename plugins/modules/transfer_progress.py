@@ -27,9 +27,10 @@ description:
     controller (O(report_path)).
   - This is an action plugin that runs the module of the same name once per O(interval), and
     every 2 seconds while a transfer is starting or expects to end within O(interval) (its
-    ETA). Each run of the module watches until then (O(watch_seconds)), reading every second,
-    so that a freed place is taken and the task returns within about a second of the last
-    transfer's end; the module alone returns one snapshot in RV(pods). Options of
+    ETA). Each run of the module watches until then (O(watch_seconds)), reading every second
+    and at once when one of the Pods changes (a watch of the API server), so that a freed
+    place is taken and the task returns within a moment of the last transfer's end; the module
+    alone returns one snapshot in RV(pods). Options of
     C(module_defaults) for the C(group/kubeferry.state_transfer.k8s) action group reach the
     module.
   - Starts the transfer Pods given with a O(pods[].definition), at most O(parallel) running at
@@ -90,9 +91,10 @@ options:
     default: 0
   watch_seconds:
     description:
-      - Seconds one run of the module keeps reading (every second) to start a waiting Pod as
-        soon as a place frees up, before it returns its snapshot; it returns earlier once no
-        Pod waits. The action plugin sets it while Pods wait; C(0) reads once.
+      - Seconds one run of the module keeps reading (every second, and at once when one of
+        the Pods changes) to start a waiting Pod as soon as a place frees up, before it
+        returns its snapshot; it returns earlier once no Pod waits. The action plugin sets
+        it while Pods wait; C(0) reads once.
     type: int
     default: 0
   log_lines:

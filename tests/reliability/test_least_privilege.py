@@ -11,6 +11,7 @@ destination, with the API server's refusal naming the right (resource and verb).
 import contextlib
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -236,6 +237,79 @@ def test_the_shipped_rights_are_enough(transfer, least_privilege, tool, transpor
     assert transfer.pvc_names("destination") == ["data"]  # created by the ServiceAccount
     assert_arrived(transfer, files)
     assert transfer.leftovers() == []
+
+
+def parked_pod(name):
+    """A Pod bound to a node that does not exist: an object to change, never run."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": "kubeferry-no-such-node",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+
+
+@contextlib.contextmanager
+def touching(core, namespace, name):
+    """Changes the Pod's labels every half second (at most 60 times) while the body runs."""
+    stop = threading.Event()
+
+    def touch():
+        for count in range(60):
+            if stop.wait(0.5):
+                return
+            body = {"metadata": {"labels": {"kubeferry.test/touched": str(count)}}}
+            core.patch_namespaced_pod(name, namespace, body)
+
+    thread = threading.Thread(target=touch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_the_destination_account_sees_its_client_pods_change_at_once(transfer, least_privilege):
+    # transfer_progress takes a freed place as soon as a client pod ends because it watches
+    # the pods between two reads; the shipped rights must allow that watch (without it the
+    # module silently falls back to reading every second).
+    from ansible_collections.kubeferry.state_transfer.plugins.module_utils.cluster import (
+        Cluster,
+    )
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
+        get_api_client,
+    )
+
+    side = least_privilege.grant()["state_transfer_destination"]
+    namespace = side["namespace"]
+    cluster = Cluster(get_api_client(kubeconfig=side["kubeconfig"], context=side["context"]))
+    core = transfer.core["destination"]
+    for name in ("kubeferry-watched", "kubeferry-other"):
+        core.create_namespaced_pod(namespace, parked_pod(name))
+    try:
+        with touching(core, namespace, "kubeferry-other"):
+            # A change of a pod it does not wait for does not end the wait.
+            assert not cluster.wait_for_change("Pod", namespace, ["kubeferry-watched"], 3)
+        with touching(core, namespace, "kubeferry-watched"):
+            assert cluster.wait_for_change("Pod", namespace, ["kubeferry-watched"], 30)
+    finally:
+        for name in ("kubeferry-watched", "kubeferry-other"):
+            core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
 
 
 # (id, rights taken away, endpoint, what the API server's refusal must say)

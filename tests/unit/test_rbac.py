@@ -103,9 +103,16 @@ MODULE_CALLS = {
         },
     },
     # module_utils/progress.py: creates each client pod when a place is free (start_queued),
-    # gets it and reads its container's log (snapshot).
+    # gets it and reads its container's log (snapshot), and between two reads watches the
+    # namespace's pods from the revision a list gives (execute's wake).
     "kubeferry.state_transfer.transfer_progress": {
-        None: {(CORE, "pods", "create"), (CORE, "pods", "get"), (CORE, "pods/log", "get")}
+        None: {
+            (CORE, "pods", "create"),
+            (CORE, "pods", "get"),
+            (CORE, "pods/log", "get"),
+            (CORE, "pods", "list"),
+            (CORE, "pods", "watch"),
+        }
     },
     # module_utils/tls.py: the run's certificates, made on the controller; no API call.
     "kubeferry.state_transfer.tls_material": {None: set()},
@@ -580,6 +587,9 @@ def _module_utils_calls(name):
         found.add((group, resource, verb))
     if re.search(r"cluster\.log\(", text):
         found.add((CORE, "pods/log", "get"))
+    for kind in re.findall(r"cluster\.wait_for_change\(\s*\"(\w+)\"", text):
+        group, resource, _namespaced = KINDS[kind]
+        found |= {(group, resource, "list"), (group, resource, "watch")}
     return found
 
 
@@ -615,6 +625,8 @@ def test_module_utils_read_and_create_only():
         if name == "cluster.py":
             assert set(re.findall(r"self\.client\.(\w+)", text)) == {"resource", "get", "create"}
             assert re.findall(r"\bpods\.(\w+)\.(\w+)", text) == [("log", "get")]
+            # wait_for_change: the revision (a list of one item) and the watch from it.
+            assert re.findall(r"\bresource\.(\w+)\b", text) == ["get", "watch"]
         else:
             assert not re.search(r"\bclient\.\w+\(", text), name
 
@@ -630,8 +642,11 @@ def test_no_wildcards_and_no_cluster_wide_writes(side):
             assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no nonResourceURLs
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field] and all("*" not in v for v in rule[field]), rule
+            # watch shows nothing list does not, but only where it is used: pods, to see a
+            # client pod end at once (transfer_progress).
+            if "watch" in rule["verbs"]:
+                assert rule["resources"] == ["pods"] and "list" in rule["verbs"], rule
             assert not {
-                "watch",
                 "deletecollection",
                 "update",
                 "escalate",

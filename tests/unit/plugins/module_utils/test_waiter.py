@@ -103,3 +103,26 @@ def test_zero_timeout_reads_once(clock):
     with pytest.raises(WaitTimeout):
         wait_for(reader(["a"]), lambda v: False, timeout=0, sleep=5)
     assert clock.sleeps == []
+
+
+def test_a_wake_that_sees_a_change_ends_the_pause_at_once(clock):
+    pauses = []
+
+    def wake(seconds):
+        pauses.append(seconds)
+        return True
+
+    value, _elapsed = wait_for(reader([0, 1, 2]), lambda v: v >= 2, timeout=60, sleep=5, wake=wake)
+    assert value == 2
+    assert pauses == [5, 5]
+    assert clock.sleeps == []
+
+
+def test_a_wake_without_a_change_sleeps_the_rest_of_the_pause(clock):
+    def wake(seconds):
+        clock.now += 2  # it watched for 2 of the 5 seconds, then gave up
+        return False
+
+    wait_for(reader([0, 1, 2]), lambda v: v >= 2, timeout=60, sleep=5, wake=wake)
+    assert clock.sleeps == [3, 3]
+    assert clock.elapsed == 10

@@ -90,16 +90,29 @@ def queued(name):
 
 class Namespace:
     """The destination namespace as the module sees it: a Pod exists once created, and each
-    read of it returns the next of its states (the last one stays)."""
+    read of it returns the next of its states (the last one stays). A watch of its pods
+    (between two reads) sees the changes of the pods named in ``changes``, none by default:
+    the timeout passes."""
 
-    def __init__(self, kube, states, refuse=()):
+    def __init__(self, kube, states, refuse=(), changes=()):
         self.kube = kube
         self.states = states  # pod name -> fixture cases of pods.yaml, one per read
         self.refuse = refuse
+        self.changes = changes
+        self.watches = []
         self.created = []
         self.reads = {}
         self.ended = set()
         self.running_when_created = []
+
+    def revision(self, namespace, limit):
+        meta = {"resourceVersion": "4711"}
+        return self.kube.instance({"apiVersion": "v1", "kind": "PodList", "metadata": meta})
+
+    def watch(self, namespace, resource_version, timeout):
+        self.watches.append((namespace, resource_version, timeout))
+        for name in self.changes:
+            yield {"type": "MODIFIED", "raw_object": {"metadata": {"name": name}}}
 
     def create(self, resource, definition, namespace):
         name = definition["metadata"]["name"]
@@ -122,6 +135,8 @@ class Namespace:
     def client(self):
         client = self.kube.fake_client(self.get)
         client.create.side_effect = self.create
+        client.resource.return_value.get.side_effect = self.revision
+        client.resource.return_value.watch.side_effect = self.watch
         return client
 
 
@@ -146,6 +161,51 @@ def test_pods_start_as_places_free_up_within_one_run(kube, clock):
     # not read again.
     assert clock.sleeps == [1, 1, 1, 1]
     assert namespace.reads == {"a": 2, "b": 4, "c": 2}
+
+
+def test_a_pod_that_changes_is_read_at_once_not_at_the_next_poll(kube, clock):
+    # The same run as above, but the watch between two reads sees one of the Pods change:
+    # the next read comes at once. That is what takes a freed place within a moment.
+    states = {
+        "a": ["transfer_running", "completed_success"],
+        "b": ["transfer_running", "transfer_running", "transfer_running", "completed_success"],
+        "c": ["transfer_running", "completed_success"],
+    }
+    namespace = Namespace(kube, states, changes=["some-other-pod", "b"])
+    args = dict(ARGS, pods=[queued("a"), queued("b"), queued("c")], parallel=2, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    assert namespace.created == ["a", "b", "c"]
+    assert namespace.running_when_created == [0, 1, 1]
+    assert namespace.reads == {"a": 2, "b": 4, "c": 2}
+    assert clock.sleeps == []
+    # Each watch starts from the revision of the namespace's pods and lasts one poll.
+    assert namespace.watches == [("app", "4711", 1)] * 4
+
+
+def test_a_change_of_another_pod_does_not_wake_the_watch(kube, clock):
+    namespace = Namespace(
+        kube, {"a": ["transfer_running", "completed_success"]}, changes=["some-other-pod"]
+    )
+    args = dict(ARGS, pods=[queued("a")], parallel=1, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, namespace.client())
+    assert not failed, result
+    # Created at the first read, running at the second, ended at the third.
+    assert clock.sleeps == [1, 1]
+    assert len(namespace.watches) == 2
+
+
+def test_a_watch_the_api_server_refuses_falls_back_to_the_poll(kube, clock):
+    # Without the watch right (an older copy of rbac/destination.yml) the module still
+    # works: it reads every second.
+    namespace = Namespace(kube, {"a": ["transfer_running", "completed_success"]})
+    client = namespace.client()
+    client.resource.return_value.watch.side_effect = kube.api_error(403, "Forbidden")
+    args = dict(ARGS, pods=[queued("a")], parallel=1, watch_seconds=30)
+    result, failed = kube.run_module(transfer_progress, args, client)
+    assert not failed, result
+    assert [entry["finished"] for entry in result["pods"]] == [True]
+    assert clock.sleeps == [1, 1]
 
 
 def sidecar_stopping_for(monkeypatch, seconds):
