@@ -80,3 +80,33 @@ def test_network_up_then_down_twice_leaves_nothing(private_world, tmp_path):
     assert "KF-ISOLATE" not in rules
     assert _ip("-n", private_world, "link", "show", "kfsrc0").returncode != 0
     assert _ip("-n", private_world, "link", "show", "kfw0").returncode != 0
+
+
+def test_a_pod_bridge_keeps_its_mac_while_pods_come_and_go(private_world, tmp_path):
+    # Pods cache their gateway's MAC (the bridge's). A bridge without a fixed MAC takes the
+    # lowest of its ports: a pod veth with a lower one would change it, and running pods
+    # would send to a MAC nobody answers until their neighbour entry expired.
+    prefix = f"{private_world}-p-"
+    up = _network(private_world, prefix, "up", tmp_path)
+    assert up.returncode == 0, up.stderr
+
+    def ip(*args):
+        done = _ip("-n", private_world, *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def bridge_mac():
+        return ip("-br", "link", "show", "kfdst0").split()[2]
+
+    try:
+        before = bridge_mac()
+        lowest = "00:00:00:00:00:01"  # lower than any MAC a pod veth gets
+        ip("link", "add", "kfvmac", "address", lowest, "type", "veth", "peer", "name", "kfvmacp")
+        ip("link", "set", "kfvmac", "master", "kfdst0", "up")
+        with_the_port = bridge_mac()
+        ip("link", "del", "kfvmac")
+        assert (with_the_port, bridge_mac()) == (before, before)
+        assert before != "00:00:00:00:00:00"
+    finally:
+        down = _network(private_world, prefix, "down", tmp_path)
+        assert down.returncode == 0, down.stderr

@@ -50,6 +50,11 @@ def setup_bridges(state_dir):
         br = c["bridge"]
         if not _link_exists(br):
             layout.wrun(["ip", "link", "add", br, "type", "bridge"])
+        # A fixed MAC: a bridge without one takes the lowest MAC of its ports, so it changed
+        # whenever a pod's veth came or went, and running pods kept sending to the gateway's
+        # old MAC until their neighbour entry expired. Their TCP segments were lost for 30 to
+        # 60 s (a client stalled for a minute, then retransmission backoff let it go on).
+        layout.wrun(["ip", "link", "set", br, "address", c["bridge_mac"]])
         prefix = c["subnet"].split("/")[1]
         if c["gateway"] not in layout.world_addresses():
             layout.wrun(["ip", "addr", "add", f"{c['gateway']}/{prefix}", "dev", br])

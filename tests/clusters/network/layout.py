@@ -19,6 +19,7 @@ ISOLATION_CHAIN = "KF-ISOLATE"
 CLUSTERS = {
     "source": {
         "bridge": "kfsrc0",
+        "bridge_mac": "02:6b:66:00:01:01",
         "subnet": "198.18.1.0/24",
         "gateway": "198.18.1.1",
         "api": "198.18.0.10",
@@ -28,6 +29,7 @@ CLUSTERS = {
     },
     "destination": {
         "bridge": "kfdst0",
+        "bridge_mac": "02:6b:66:00:02:01",
         "subnet": "198.18.2.0/24",
         "gateway": "198.18.2.1",
         "api": "198.18.0.20",
