@@ -38,8 +38,9 @@ def test_rsync_wrapper_retries_only_connection_errors(tmp_path):
     started = time.monotonic()
     result = sh([RSYNC_CLIENT, "2", done, "sh", "-c", "echo try; exit 10"])
     assert result.returncode == 10
-    # 1 try, 8 quick ones (every 0.25 s: the sidecar may be starting), then 2 retries.
-    assert result.stdout.count("try") == 11
+    # 1 try, 40 quick ones (every 0.05 s for 2 s: the sidecar may be starting; each pause is
+    # time lost by every copy), then 2 retries.
+    assert result.stdout.count("try") == 43
     assert time.monotonic() - started >= 8  # 2 s + 2 s + 4 s
     assert "retry 2 of 2 in 4s" in result.stderr
     result = sh([RSYNC_CLIENT, "5", done, "sh", "-c", "echo try; exit 23"])
@@ -48,7 +49,7 @@ def test_rsync_wrapper_retries_only_connection_errors(tmp_path):
 
 def test_rsync_wrapper_tries_again_at_once_while_the_transport_starts(tmp_path):
     # Refused once (the stunnel sidecar was not listening yet), then it works: the copy goes
-    # on a quarter of a second later, not after the 2 s of a retry.
+    # on a twentieth of a second later, not after the 2 s of a retry.
     done, refused = str(tmp_path / "done"), tmp_path / "refused"
     script = "[ -e {0} ] && exit 0; touch {0}; exit 10".format(refused)
     started = time.monotonic()
@@ -78,7 +79,7 @@ def test_rclone_wrapper_keeps_the_exit_code_and_leaves_the_marker(tmp_path):
 
 def test_rclone_wrapper_waits_for_the_transport_before_copying(tmp_path):
     # A stand-in rclone whose source can be listed from the second try on (the sidecar was
-    # starting): the copy starts a quarter of a second later, with the same config.
+    # starting): the copy starts a twentieth of a second later, with the same config.
     log, ready = tmp_path / "calls", tmp_path / "ready"
     fake = tmp_path / "rclone"
     fake.write_text(
@@ -105,6 +106,18 @@ def test_rclone_wrapper_waits_for_the_transport_before_copying(tmp_path):
     calls = log.read_text().splitlines()
     assert len(calls) == 3 and calls[-1].startswith("copy src:data/ /mnt/d")
     assert calls[0].startswith("lsf ") and "--config=/etc/rclone.conf src:data/" in calls[0]
+
+
+def test_rclone_wrapper_lists_every_twentieth_of_a_second_for_two_seconds_then_copies(tmp_path):
+    # A source that never answers (the transport never came up): 40 listings, then the copy
+    # itself runs, and fails with rclone's own message and retries.
+    log = tmp_path / "calls"
+    fake = tmp_path / "rclone"
+    fake.write_text('#!/bin/sh\necho "$1" >> {0}\n[ "$1" = lsf ] && exit 1\nexit 5\n'.format(log))
+    fake.chmod(0o755)
+    result = sh([RCLONE_CLIENT, str(tmp_path / "done"), str(fake), "copy", "src:d/", "/mnt/d"])
+    assert result.returncode == 5
+    assert log.read_text().splitlines() == ["lsf"] * 40 + ["copy"]
 
 
 def test_stunnel_wrapper_stops_its_child_on_the_marker(tmp_path):

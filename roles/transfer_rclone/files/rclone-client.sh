@@ -4,8 +4,9 @@
 # retries by itself), then touches the done marker for the transport sidecar and exits
 # with rclone's exit code.
 # The containers of a pod start together: while the transport sidecar may still be starting
-# (at most 2 s), a listing of the source is tried every quarter of a second, so that the copy
-# does not begin with a failed attempt and rclone's --retries-sleep.
+# (at most 2 s), a listing of the source is tried every twentieth of a second, so that the
+# copy does not begin with a failed attempt and rclone's --retries-sleep (the sidecar listens
+# within a few milliseconds; a longer pause would be added to every copy).
 # Usage: rclone-client.sh DONE_FILE rclone copy|sync SOURCE DESTINATION [ARG...]
 set -u
 done_file=$1
@@ -18,11 +19,11 @@ for arg in "$@"; do
     esac
 done
 tries=0
-while [ "$tries" -lt 8 ] && [ "$#" -ge 3 ] &&
+while [ "$tries" -lt 40 ] && [ "$#" -ge 3 ] &&
     ! "$1" lsf --max-depth=1 --contimeout=1s --low-level-retries=1 --retries=1 \
         ${config:+"$config"} "$3" >/dev/null 2>&1; do
     tries=$((tries + 1))
-    sleep 0.25
+    sleep 0.05
 done
 
 "$@"

@@ -4,7 +4,8 @@
 # connection failures a bounded number of times with backoff, then touches the done marker
 # for the transport sidecar and exits with rsync's exit code. The containers of a pod start
 # together: while the transport sidecar may still be starting (the first 2 s), a refused
-# connection is tried again every fraction of a second, without counting as a retry.
+# connection is tried again every twentieth of a second, without counting as a retry (the
+# sidecar listens within a few milliseconds; a longer pause would be added to every copy).
 # A second command may follow the first after the token ::kubeferry-then:: (restricted
 # mode's delete pass); it runs, with the same retries, only if the first one succeeded.
 # The last line says how many retries it took, when any did (the run's summary reports them).
@@ -44,9 +45,9 @@ run_part() {
             *) return "$rc" ;;
         esac
         # Refused while the sidecar starts (exit code 10, nothing moved yet): not a retry.
-        if [ "$rc" = 10 ] && [ "$which" = 1 ] && [ "$attempt" -eq 0 ] && [ "$quick" -lt 8 ]; then
+        if [ "$rc" = 10 ] && [ "$which" = 1 ] && [ "$attempt" -eq 0 ] && [ "$quick" -lt 40 ]; then
             quick=$((quick + 1))
-            sleep 0.25
+            sleep 0.05
             continue
         fi
         if [ "$attempt" -ge "$retries" ]; then
