@@ -110,7 +110,7 @@ def test_rclone_wrapper_waits_for_the_transport_before_copying(tmp_path):
 
 def test_rclone_wrapper_lists_every_twentieth_of_a_second_for_two_seconds_then_copies(tmp_path):
     # A source that never answers (the transport never came up): 40 listings, then the copy
-    # itself runs, and fails with rclone's own message and retries.
+    # itself runs (rclone's own retries and message), and its exit code is the wrapper's.
     log = tmp_path / "calls"
     fake = tmp_path / "rclone"
     fake.write_text('#!/bin/sh\necho "$1" >> {0}\n[ "$1" = lsf ] && exit 1\nexit 5\n'.format(log))
