@@ -12,12 +12,13 @@ the combinations the goals do not compare, and the 10 and 50 PVC overhead runs: 
 - our data phase for every functional transfer x transport x endpoint combination: a
   playbooks/state_transfer.yml run per combination with both sets, one client at a time,
   timed by the client containers' start and end at the node clock's resolution
-  (tests/bench/timing.py; the run's summary has whole seconds);
+  (tests/bench/timing.py; the run's summary has whole seconds), with the role's default
+  progress interval and time limits, as a user runs it;
 - the other tools' methods with the same programs on the same path: rsync -avz over ssh
   (pv-migrate) and rsync -aAhHSxz through stunnel with a pre-shared key (VolSync);
 - a re-run with nothing to copy (the data phase of the many-files set);
 - orchestration overhead: playbook wall time minus the time any client was copying, for 1,
-  10 and 50 PVCs of small data, with the role's default settings.
+  10 and 50 PVCs of small data.
 
 Prints Markdown tables (absolute figures and ratios) and the goals of issue 6, and writes them
 to .bench/results.json and .bench/table.md. Every copy is checked (file count and bytes).
@@ -39,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from e2e.playbook import ROOT, on_local_clusters
 
 from . import datasets, methods, timing
@@ -64,6 +66,19 @@ PARALLEL = 5  # the role's state_transfer_parallel, which the overhead runs keep
 # The client container of ours that runs rsync or rclone (the roles' __transfer_*_container_name).
 TRANSFER_CONTAINER = "transfer"
 PAIRS = [{"source": name, "destination": f"{name}-copy"} for name in datasets.SETS]
+# The settings the e2e helper shortens for its tests, at the role's defaults.
+ROLE_DEFAULTS = {
+    name: value
+    for name, value in yaml.safe_load(
+        (ROOT / "roles/state_transfer/defaults/main.yml").read_text()
+    ).items()
+    if name
+    in (
+        "state_transfer_progress_interval",
+        "state_transfer_server_timeout",
+        "state_transfer_endpoint_timeout",
+    )
+}
 
 
 def say(message: str) -> None:
@@ -293,6 +308,9 @@ class Bench:
 
     def playbook(self, label, **variables):
         self.playbook_started = time.time()  # the containers of this run start after it
+        # The role's defaults, as a user runs it: the e2e helper shortens the progress
+        # interval (a progress snapshot is a module run, which competes with the copy for CPU).
+        variables = dict(ROLE_DEFAULTS, **variables)
         result = self.transfer.playbook(name=label, **variables)
         (WORK / f"{label}.log").write_text((result.stdout or "") + (result.stderr or ""))
         if result.returncode != 0 or not result.report:
@@ -347,14 +365,7 @@ class Bench:
             walls, busies, profiles = [], [], []
             for index in range(runs):
                 pairs = [{"source": f"small-{i:03d}"} for i in range(count)]
-                # The role's defaults, as a user runs it (the e2e helper shortens some).
-                result = self.playbook(
-                    f"overhead-{count}-{index}",
-                    state_transfer_pvcs=pairs,
-                    state_transfer_progress_interval=10,
-                    state_transfer_server_timeout=600,
-                    state_transfer_endpoint_timeout=600,
-                )
+                result = self.playbook(f"overhead-{count}-{index}", state_transfer_pvcs=pairs)
                 if result:
                     walls.append(result.seconds)
                     busies.append(busy_seconds(result.report["pvcs"], self.playbook_started))
