@@ -43,22 +43,6 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-# Seconds between snapshots while a transfer is starting or may end before the next regular
-# one: a run should not sit idle for most of ``interval`` after its last copy finished.
-QUICK_POLL = 2
-
-
-def next_poll(pods, interval):
-    """Seconds until the next snapshot: ``interval``, or QUICK_POLL while a transfer has not
-    started yet (no progress) or expects to end within ``interval`` (its ETA)."""
-    for entry in pods:
-        if entry.get("finished"):
-            continue
-        if entry.get("eta") is None or entry["eta"] < interval:
-            return min(interval, QUICK_POLL)
-    return interval
-
-
 def display_state(entry):
     """What a line says of a transfer: waiting, running or finished (printed at once)."""
     if entry.get("finished") or entry.get("terminal_failure"):
@@ -162,13 +146,13 @@ class ActionModule(ActionBase):
         rounds = -(-len(all_pods) // parallel) if parallel and len(created) < len(all_pods) else 1
         deadline = options["wait_timeout"] * max(1, rounds)
         stopped_because = ""
-        # The first run of the module already watches: the first lines come after a quick
-        # poll, and a short copy is over before the module returns (one module run, not two).
-        watch_seconds = min(options["interval"], QUICK_POLL)
+        # One snapshot per interval, no more: each module run costs about a CPU second, taken
+        # from the copies. The module returns within a moment of the last transfer's end, so
+        # that end is seen at once all the same.
+        watch_seconds = max(1, min(options["interval"], options["wait_timeout"]))
         while True:
             args = dict(module_args, pods=watched(all_pods, entries, created))
-            if watch_seconds:
-                args["watch_seconds"] = watch_seconds
+            args["watch_seconds"] = watch_seconds
             snapshot = self._execute_module(
                 module_name=MODULE, module_args=args, task_vars=task_vars
             )
@@ -240,7 +224,7 @@ class ActionModule(ActionBase):
             ]
             # The module itself waits until the next snapshot is due: it starts waiting Pods
             # as places free up and returns as soon as the last transfer ended.
-            watch_seconds = max(1, int(round(min([next_poll(pods, options["interval"])] + left))))
+            watch_seconds = max(1, int(round(min([options["interval"]] + left))))
 
         finished_at = utcnow()
         summary = summarise(pods, finished_at, stopped_because, observed)

@@ -25,12 +25,11 @@ description:
     success, 24 warning (files vanished on a live source), 23 and every other code failed;
     rclone 0 success, every other code failed - and optionally writes it as JSON on the
     controller (O(report_path)).
-  - This is an action plugin that runs the module of the same name once per O(interval), and
-    every 2 seconds while a transfer is starting or expects to end within O(interval) (its
-    ETA). Each run of the module watches until then (O(watch_seconds)), reading every second
-    and at once when one of the Pods changes (a watch of the API server), so that a freed
-    place is taken and the task returns within a moment of the last transfer's end; the module
-    alone returns one snapshot in RV(pods). Options of
+  - This is an action plugin that runs the module of the same name once per O(interval). Each
+    run of the module watches until then (O(watch_seconds)), reading every second and at once
+    when one of the Pods changes (a watch of the API server), so that a freed place is taken,
+    and a failure or the last transfer's end is seen, within a moment; the module alone
+    returns one snapshot in RV(pods). Options of
     C(module_defaults) for the C(group/kubeferry.state_transfer.k8s) action group reach the
     module.
   - Starts the transfer Pods given with a O(pods[].definition), at most O(parallel) running at
@@ -93,8 +92,9 @@ options:
     description:
       - Seconds one run of the module keeps reading (every second, and at once when one of
         the Pods changes) to start a waiting Pod as soon as a place frees up, before it
-        returns its snapshot; it returns earlier once no Pod waits. The action plugin sets
-        it while Pods wait; C(0) reads once.
+        returns its snapshot; it returns earlier once every transfer ended or one failed for
+        good. The action plugin sets it to the time until its next snapshot is due; C(0)
+        reads once.
     type: int
     default: 0
   log_lines:
@@ -113,9 +113,9 @@ options:
     default: 86400
   interval:
     description:
-      - Seconds between two progress lines of a PVC, and between two snapshots while no
-        transfer is starting or about to end (then they come every 2 s). Handled by the
-        action plugin.
+      - Seconds between two snapshots, and so between two progress lines of a PVC; the
+        task returns within a moment of the last transfer's end whatever this is. Handled by
+        the action plugin.
     type: int
     default: 10
   unschedulable_grace:
