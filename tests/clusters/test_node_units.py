@@ -6,6 +6,7 @@ import os
 
 from .node.agent import node_fits
 from .node.launcher import in_root
+from .node.logserver import CRI_ENTRY_BYTES, tail_entries
 from .node.runtime import missing_programs
 from .node.volumes import expand
 
@@ -106,3 +107,17 @@ def test_route_timeout_annotations_become_backend_timeouts_as_in_openshift():
         }
     ) == ["  timeout server 24h", "  timeout tunnel 90s"]
     assert route_timeouts({"haproxy.router.openshift.io/timeout-tunnel": "soon"}) == []
+
+
+def test_tail_lines_counts_log_entries_as_a_kubelet_on_containerd():
+    # rsync's progress is one line of carriage-return updates: the kubelet serves its last
+    # 16 KiB entries, not its last updates.
+    progress = b"".join(b"\r%10d 50%%" % n for n in range(5000))  # 80,000 bytes, one line
+    data = b"first\nsecond\n" + progress + b"\nstats\n"
+    assert tail_entries(data, 1) == b"stats\n"
+    assert tail_entries(data, 2) == progress[4 * CRI_ENTRY_BYTES :] + b"\nstats\n"
+    assert tail_entries(data, 6) == progress + b"\nstats\n"
+    assert tail_entries(data, 7) == b"second\n" + progress + b"\nstats\n"
+    assert tail_entries(data, 100) == data
+    assert tail_entries(b"no newline at the end", 1) == b"no newline at the end"
+    assert tail_entries(data, 0) == b""

@@ -23,6 +23,34 @@ PORT = 10250
 FOLLOW_MAX_SECONDS = 3600
 
 
+# containerd stores a line of a container's output longer than this as several log entries
+# (partial ones), and the kubelet's tailLines counts entries (CRI-O splits at 8 KiB).
+CRI_ENTRY_BYTES = 16 * 1024
+
+
+def tail_entries(data: bytes, count: int) -> bytes:
+    """The last ``count`` log entries of a container's output, as a kubelet on containerd
+    serves ``tailLines``: a line ends at a newline only (a carriage return does not end one:
+    rsync's progress is one ever longer line), and each 16 KiB of a longer line is an entry."""
+    if count <= 0:
+        return b""
+    entries = []  # from the last one back
+    end = len(data)
+    while end > 0 and len(entries) < count:
+        start = data.rfind(b"\n", 0, end - 1) + 1
+        line = data[start:end]
+        ending = b"\n" if line.endswith(b"\n") else b""
+        content = line[: len(line) - len(ending)]
+        pieces = [
+            content[offset : offset + CRI_ENTRY_BYTES]
+            for offset in range(0, len(content), CRI_ENTRY_BYTES)
+        ] or [b""]
+        pieces[-1] += ending
+        entries.extend(reversed(pieces))
+        end = start
+    return b"".join(reversed(entries[:count]))
+
+
 def _self_signed(cert_path, key_path, address, name):
     import ipaddress
 
@@ -127,9 +155,7 @@ class Handler(BaseHTTPRequestHandler):
         with open(path, "rb") as fh:
             data = fh.read()
         if "tailLines" in q:
-            n = int(q["tailLines"])
-            lines = data.splitlines(keepends=True)
-            data = b"".join(lines[-n:]) if n > 0 else b""
+            data = tail_entries(data, int(q["tailLines"]))
         if "limitBytes" in q:
             data = data[: int(q["limitBytes"])]
         if q.get("follow") not in ("true", "1") or runner is None or previous:
