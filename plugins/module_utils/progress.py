@@ -264,12 +264,18 @@ def queued_entry(spec):
     return entry
 
 
+def log_progress(spec, log_text, log_lines):
+    """What a transfer container's log tells: its progress and last lines."""
+    progress = PARSERS[spec["transfer"]](log_text or "")
+    progress.pop("complete")
+    progress["log_tail"] = tail(log_text or "", log_lines)
+    return progress
+
+
 def pod_progress(pod, spec, log_text, log_lines):
     """One transfer pod's state and progress, as the module returns it."""
     entry = _entry(spec)
-    progress = PARSERS[spec["transfer"]](log_text or "")
-    progress.pop("complete")
-    entry.update(progress)
+    entry.update(log_progress(spec, log_text, log_lines))
     if pod is None:
         entry["terminal_failure"] = "Pod {0} not found (deleted?)".format(spec["name"])
         entry["terminal_reason"] = "Deleted"
@@ -291,8 +297,12 @@ def pod_progress(pod, spec, log_text, log_lines):
     if verdict.state == FAILED:
         entry["terminal_failure"] = verdict.describe()
         entry["terminal_reason"] = verdict.reason
-    entry["log_tail"] = tail(log_text or "", log_lines)
     return entry
+
+
+def is_running(entry):
+    """The transfer container runs: its log still grows."""
+    return bool(entry.get("started_at")) and not entry.get("finished")
 
 
 # Seconds a Pod may go on running after its transfer container ended (its transport sidecar
@@ -339,12 +349,14 @@ def _phase(cluster, spec, params, last):
     return ((pod or {}).get("status") or {}).get("phase") or "Failed"  # deleted: gone too
 
 
-def snapshot(cluster, params, previous=None):
+def snapshot(cluster, params, previous=None, running_logs=True):
     """One read of every transfer pod: state, progress and log tail.
 
     A Pod with a ``definition`` that this module run has not created yet is queued (not
     read); an entry of ``previous`` in a final state is kept as it is, not read again, but for
-    the phase of a Pod still winding down.
+    the phase of a Pod still winding down. Without ``running_logs`` the log of a container
+    that still runs is not read (its progress is empty; see with_running_logs); an ended
+    one's always is, as it is not read again.
     """
     previous = previous or [None] * len(params["pods"])
     result = []
@@ -368,7 +380,7 @@ def snapshot(cluster, params, previous=None):
             continue
         log_text = ""
         state = (_container_status(pod, spec["container"]) if pod else {}).get("state") or {}
-        if state.get("running") or state.get("terminated"):
+        if state.get("terminated") or (running_logs and state.get("running")):
             log_text = cluster.log(
                 spec["name"],
                 params["namespace"],
@@ -376,6 +388,22 @@ def snapshot(cluster, params, previous=None):
                 tail_lines=params["log_lines"],
             )
         result.append(pod_progress(pod, spec, log_text, params["log_lines"]))
+    return result
+
+
+def with_running_logs(cluster, params, entries):
+    """The entries, with the progress of the transfers still running read from their logs."""
+    result = []
+    for spec, entry in zip(params["pods"], entries):
+        if is_running(entry) and not entry.get("read_error"):
+            log_text = cluster.log(
+                spec["name"],
+                params["namespace"],
+                container=spec["container"],
+                tail_lines=params["log_lines"],
+            )
+            entry = dict(entry, **log_progress(spec, log_text, params["log_lines"]))
+        result.append(entry)
     return result
 
 
@@ -429,11 +457,15 @@ def execute(cluster, params, check_mode):
     Pods changes (a watch of the API server), starting a queued Pod as soon as a place frees
     up, and return when the time is up or earlier (worth_returning): one module run for a
     whole wait, so that a freed place or the last transfer's end is seen within a moment of
-    the Pod's end. In check mode it only reads."""
+    the Pod's end. In check mode it only reads.
+
+    While it watches, only the Pods are read, not the logs of the transfers that still run:
+    their progress counts only in the snapshot it returns, so their logs are read once, at
+    the end (a running rsync's progress is one ever longer log line)."""
     state = dict(entries=None, started=[])
 
     def read():
-        state["entries"] = snapshot(cluster, params, state["entries"])
+        state["entries"] = snapshot(cluster, params, state["entries"], running_logs=False)
         if not check_mode:
             state["started"] += start_queued(cluster, params, state["entries"])
         return state["entries"]
@@ -446,7 +478,8 @@ def execute(cluster, params, check_mode):
         wait_for(read, worth_returning, params.get("watch_seconds") or 0, WATCH_POLL, wake=wake)
     except WaitTimeout:
         pass  # the watch time is up: the last snapshot is the answer
-    return dict(changed=bool(state["started"]), pods=state["entries"], started=state["started"])
+    entries = with_running_logs(cluster, params, state["entries"])
+    return dict(changed=bool(state["started"]), pods=entries, started=state["started"])
 
 
 # Formatting for the controller's output ----------------------------------------------------

@@ -95,6 +95,8 @@ options:
         returns its snapshot; it returns earlier once every transfer ended or one failed for
         good. The action plugin sets it to the time until its next snapshot is due; C(0)
         reads once.
+      - While it watches it reads the Pods; the log of a transfer that still runs is read
+        once, for the snapshot it returns (an ended transfer's log when it ended).
     type: int
     default: 0
   log_lines:

@@ -4,6 +4,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from unittest import mock
+
 from ansible_collections.kubeferry.state_transfer.plugins.modules import transfer_progress
 
 ARGS = dict(
@@ -20,11 +22,12 @@ ARGS = dict(
 def test_snapshot(kube):
     running = kube.api_object("pods", "transfer_running")
     finished = kube.api_object("pods", "completed_success")
+    # An ended transfer's log is read with its Pod, a running one's when the module returns.
     client = kube.fake_client(
         [kube.instance(running), kube.instance(finished), kube.not_found()],
         logs=[
-            kube.log_fixture("rsync_daemon_pull_running.log.gz"),
             kube.log_fixture("rclone_oneline_done.log"),
+            kube.log_fixture("rsync_daemon_pull_running.log.gz"),
         ],
     )
     result, failed = kube.run_module(transfer_progress, ARGS, client)
@@ -255,6 +258,33 @@ def test_a_sidecar_that_does_not_stop_gives_up_its_place_in_time(kube, clock, mo
     assert not failed, result
     assert namespace.created == ["a", "b"]
     assert result["pods"][0]["phase"] == "Running"
+
+
+def test_while_it_watches_a_running_transfer_s_log_is_read_once_at_the_end(kube, clock):
+    # Only the snapshot returned shows progress, and a running rsync's progress is one ever
+    # longer log line: reading it every second would take CPU from the copy for nothing. An
+    # ended transfer's log is read when it ended (it is not read again).
+    namespace = Namespace(
+        kube, {"a": ["transfer_running"], "b": ["transfer_running", "completed_success"]}
+    )
+    client = namespace.client()
+    logs = client.resource.return_value.log.get
+    logs.side_effect = lambda **kwargs: mock.Mock(
+        data=kube.log_fixture(
+            "rsync_daemon_pull_running.log.gz"
+            if kwargs["name"] == "a"
+            else "rsync_progress2_stats_exit0.log.gz"
+        ).encode()
+    )
+    args = dict(ARGS, pods=[queued("a"), queued("b")], parallel=2, watch_seconds=5)
+    result, failed = kube.run_module(transfer_progress, args, client)
+    assert not failed, result
+    assert clock.sleeps == [1] * 5
+    assert namespace.reads == {"a": 5, "b": 2}
+    assert sorted(c.kwargs["name"] for c in logs.call_args_list) == ["a", "b"]
+    running, ended = result["pods"]
+    assert (running["finished"], running["files"], bool(running["log_tail"])) == (False, 53, True)
+    assert (ended["finished"], ended["files"], ended["percent"]) == (True, 240, 100)
 
 
 def test_without_watch_seconds_it_starts_what_fits_and_returns(kube, clock):
