@@ -349,6 +349,16 @@ def _phase(cluster, spec, params, last):
     return ((pod or {}).get("status") or {}).get("phase") or "Failed"  # deleted: gone too
 
 
+def _log(cluster, spec, params):
+    """The last ``log_lines`` of a transfer container's log."""
+    return cluster.log(
+        spec["name"],
+        params["namespace"],
+        container=spec["container"],
+        tail_lines=params["log_lines"],
+    )
+
+
 def snapshot(cluster, params, previous=None, running_logs=True):
     """One read of every transfer pod: state, progress and log tail.
 
@@ -381,12 +391,7 @@ def snapshot(cluster, params, previous=None, running_logs=True):
         log_text = ""
         state = (_container_status(pod, spec["container"]) if pod else {}).get("state") or {}
         if state.get("terminated") or (running_logs and state.get("running")):
-            log_text = cluster.log(
-                spec["name"],
-                params["namespace"],
-                container=spec["container"],
-                tail_lines=params["log_lines"],
-            )
+            log_text = _log(cluster, spec, params)
         result.append(pod_progress(pod, spec, log_text, params["log_lines"]))
     return result
 
@@ -396,12 +401,7 @@ def with_running_logs(cluster, params, entries):
     result = []
     for spec, entry in zip(params["pods"], entries):
         if is_running(entry) and not entry.get("read_error"):
-            log_text = cluster.log(
-                spec["name"],
-                params["namespace"],
-                container=spec["container"],
-                tail_lines=params["log_lines"],
-            )
+            log_text = _log(cluster, spec, params)
             entry = dict(entry, **log_progress(spec, log_text, params["log_lines"]))
         result.append(entry)
     return result
